@@ -1,0 +1,54 @@
+"""The FastAPI application: ``create_app(settings)``; ``marginface serve`` runs it with uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.api.routes import detect, faces, galleries, health, identify, subjects, verify
+from app.errors import install_error_handlers
+from app.middleware import BodyLimitMiddleware, LatencyMiddleware
+from app.services.context import AppContext
+from app.settings import Settings
+
+log = logging.getLogger("marginface.server")
+
+
+def create_app(settings: Settings | None = None, *, load_packs: bool = True) -> FastAPI:
+    """The service: migrates the store, loads the packs and rebuilds the indexes when it starts."""
+    settings = settings or Settings()
+    ctx = AppContext(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(ctx.open, load_packs=load_packs)
+        ctx.start_sync()
+        log.info("marginface server ready (auth %s)", "on" if settings.auth else "OFF")
+        try:
+            yield
+        finally:
+            await ctx.close()
+
+    app = FastAPI(
+        title="MarginFace",
+        version="0.1.0",
+        description="Face detection, verification (1:1) and identification (1:N) over FAISS galleries.",
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    install_error_handlers(app)
+    for module in (health, detect, verify, identify, galleries, subjects, faces):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(LatencyMiddleware, metrics=ctx.metrics)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for uvicorn (``--factory``): every setting from ``MARGINFACE_*`` variables."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return create_app(Settings())

@@ -1,0 +1,108 @@
+"""The service container: settings, store, indexes, model packs and services, opened once per process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from app.metrics import Metrics
+from app.search.factory import IndexParams
+from app.search.registry import IndexRegistry
+from app.services.engines import Engines
+from app.services.enrollment import EnrollmentService
+from app.services.galleries import GalleryService
+from app.services.recognition import RecognitionService
+from app.settings import Settings
+from app.store.db import make_engine
+from app.store.keys import KeyStore
+from app.store.migrate import upgrade
+from app.store.repository import Repository
+from models.errors import MarginFaceError
+
+log = logging.getLogger("marginface.server")
+
+CHANGE_LOG_RETENTION = timedelta(hours=24)
+
+
+class NoKeysError(MarginFaceError):
+    code = "no_api_keys"
+
+
+class AppContext:
+    """Everything a request handler or the CLI needs; ``open`` migrates, loads packs and rebuilds indexes."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.db = make_engine(
+            settings.resolved_database_url(), sqlite_synchronous=settings.sqlite_synchronous
+        )
+        self.repo = Repository(self.db)
+        self.keys = KeyStore(self.repo)
+        params = IndexParams(
+            kind=settings.default_index,
+            nprobe=settings.ivf_nprobe,
+            hnsw_m=settings.hnsw_m,
+            hnsw_ef_search=settings.hnsw_ef_search,
+            use_gpu=settings.use_gpu_index,
+        )
+        self.indexes = IndexRegistry(self.repo, params, settings.tombstone_rebuild_ratio)
+        self.engines = Engines(settings, self.metrics)
+        self.galleries = GalleryService(self.repo, self.indexes, self.engines, settings.default_index)
+        self.enrollment = EnrollmentService(self.galleries, settings)
+        self.recognition = RecognitionService(self.engines, self.galleries, settings)
+        self.inflight = 0
+        self._sync_task: asyncio.Task | None = None
+        self.metrics.watch_galleries(self._gallery_sizes)
+
+    def migrate(self) -> None:
+        upgrade(self.db)
+
+    def open(self, *, load_packs: bool = True) -> None:
+        """Migrate the store, check keys, load the packs and rebuild every index from the store."""
+        self.migrate()
+        if self.settings.auth and self.keys.active_count() == 0:
+            raise NoKeysError(
+                "no API key exists: create one with `marginface keys create --admin`, "
+                "or start with --no-auth for a local trial"
+            )
+        if load_packs:
+            self.engines.load()
+        self.indexes.load_all()
+
+    def _gallery_sizes(self):
+        names = {g.id: g.name for g in self.repo.list_galleries()}
+        for gallery_id, index in self.indexes.loaded().items():
+            if gallery_id in names:
+                yield names[gallery_id], index.size, index.subjects
+
+    def start_sync(self) -> None:
+        """Poll the change log so writes of other processes reach this one's indexes."""
+        if self._sync_task is None:
+            self._sync_task = asyncio.get_running_loop().create_task(
+                self._sync_loop(), name="change-log-sync"
+            )
+
+    async def _sync_loop(self) -> None:
+        rounds = 0
+        while True:
+            await asyncio.sleep(self.settings.sync_interval_s)
+            try:
+                await asyncio.to_thread(self.indexes.sync_once)
+                rounds += 1
+                if rounds % 7200 == 0:
+                    await asyncio.to_thread(self.repo.prune_changes, CHANGE_LOG_RETENTION)
+            except Exception:  # noqa: BLE001 - a store outage must not kill the loop
+                log.exception("change-log sync failed; retrying")
+
+    async def close(self) -> None:
+        if self._sync_task is not None:
+            self._sync_task.cancel()
+            try:
+                await self._sync_task
+            except asyncio.CancelledError:
+                pass
+            self._sync_task = None
+        await self.engines.stop()
+        self.db.dispose()

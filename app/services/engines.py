@@ -1,0 +1,145 @@
+"""Loaded model packs: one pipeline each, its micro-batcher, and the threads that detect and align."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from app.batching import MicroBatcher
+from app.errors import ApiError
+from app.metrics import Metrics
+from app.settings import Settings
+from models.face import Face
+from models.images import decode_image
+
+log = logging.getLogger("marginface.server")
+
+
+@dataclass
+class Analysis:
+    """The faces found in one image (highest score first) and their aligned crops."""
+
+    faces: list[Face]
+    crops: np.ndarray
+    image_size: tuple[int, int]  # (width, height)
+
+
+class Engine:
+    """One pack's pipeline, shared by every request: decode/detect/align in threads, embed in batches."""
+
+    def __init__(self, pipeline, settings: Settings, metrics: Metrics, executor: ThreadPoolExecutor) -> None:
+        self.pipeline = pipeline
+        self.settings = settings
+        self.name: str = pipeline.pack_name
+        self.version: str = pipeline.manifest.version
+        self.threshold: float = float(pipeline.threshold)
+        self.embedding_size: int = int(pipeline.embedding_size)
+        self._executor = executor
+        self.batcher = MicroBatcher(
+            pipeline.embed_crops,
+            max_items=settings.batch_max_faces,
+            max_wait_ms=settings.batch_wait_ms,
+            on_batch=metrics.batch_observer(self.name),
+        )
+
+    def _analyse_sync(self, data: bytes, max_faces: int) -> Analysis:
+        image = decode_image(
+            data, max_bytes=self.settings.max_image_bytes, max_pixels=self.settings.max_image_pixels
+        )
+        faces = self.pipeline.detect(image, max_faces=max_faces)
+        crops = self.pipeline.align(image, faces)
+        return Analysis(faces, crops, (int(image.shape[1]), int(image.shape[0])))
+
+    async def analyse(self, data: bytes, max_faces: int | None = None) -> Analysis:
+        """Decode (limits checked before decoding), detect and align, off the event loop."""
+        limit = min(max_faces or self.settings.max_faces, self.settings.max_faces)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._analyse_sync, data, limit)
+
+    async def embed(self, crops: np.ndarray) -> np.ndarray:
+        """N×D embeddings of aligned crops, batched with other requests' crops."""
+        if len(crops) == 0:
+            return np.zeros((0, self.embedding_size), dtype=np.float32)
+        return await self.batcher.submit(crops)
+
+    def info(self) -> dict:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "embedding_size": self.embedding_size,
+            "threshold": self.threshold,
+            "providers": self.pipeline.providers,
+        }
+
+
+class Engines:
+    """The packs named in settings, loaded at start-up; a pack that fails to load is reported, not fatal."""
+
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.executor = ThreadPoolExecutor(max_workers=settings.detect_threads, thread_name_prefix="detect")
+        self._by_name: dict[str, Engine] = {}
+        self.errors: dict[str, str] = {}
+        self.default_name: str | None = None
+
+    def load(self) -> None:
+        from models.pipeline import FacePipeline
+
+        for requested in self.settings.packs:
+            try:
+                pipeline = FacePipeline.from_pack(requested, providers=self.settings.providers)
+            except Exception as exc:  # noqa: BLE001 - any load failure makes the pack unavailable
+                log.error("model pack %r not loaded: %s", requested, exc)
+                self.errors[requested] = str(exc)
+                continue
+            engine = Engine(pipeline, self.settings, self.metrics, self.executor)
+            self._by_name[requested] = engine
+            self._by_name[engine.name] = engine
+            if self.default_name is None:
+                self.default_name = engine.name
+            log.info("model pack %s %s loaded (%s)", engine.name, engine.version, engine.pipeline.providers)
+
+    def add(self, pipeline, alias: str | None = None) -> Engine:
+        """Register an already built pipeline (used by the bench and the CLI)."""
+        engine = Engine(pipeline, self.settings, self.metrics, self.executor)
+        self._by_name[engine.name] = engine
+        if alias:
+            self._by_name[alias] = engine
+        self.default_name = self.default_name or engine.name
+        return engine
+
+    @property
+    def ready(self) -> bool:
+        return self.default_name is not None and not self.errors
+
+    def loaded(self) -> list[Engine]:
+        return list({id(e): e for e in self._by_name.values()}.values())
+
+    def get(self, name: str | None = None, version: str | None = None) -> Engine:
+        """The engine of pack ``name`` (default pack when None); 503 when not loaded, 409 on version drift."""
+        key = name or self.default_name
+        engine = self._by_name.get(key) if key else None
+        if engine is None:
+            raise ApiError(
+                503,
+                "pack_not_loaded",
+                f"model pack {key!r} is not loaded here (loaded: {sorted(self._by_name) or 'none'})",
+            )
+        if version is not None and version != engine.version:
+            raise ApiError(
+                409,
+                "pack_version_mismatch",
+                f"the gallery was built with pack {engine.name} {version}, but {engine.version} is loaded; "
+                "embeddings of different pack versions cannot be compared: re-enroll or load that version",
+            )
+        return engine
+
+    async def stop(self) -> None:
+        for engine in self.loaded():
+            await engine.batcher.stop()
+        self.executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,125 @@
+"""Galleries, subjects and faces: the store's writes and the index updates that go with them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.errors import ApiError, not_found
+from app.search.registry import IndexRegistry
+from app.services.engines import Engines
+from app.store.models import Gallery, Subject
+from app.store.repository import DuplicateError, Repository
+
+INDEX_KINDS = ("flat", "ivf", "hnsw")
+
+
+class GalleryService:
+    """CRUD over the repository; every delete also leaves search at once (before the response)."""
+
+    def __init__(
+        self, repo: Repository, indexes: IndexRegistry, engines: Engines, default_index: str
+    ) -> None:
+        self.repo = repo
+        self.indexes = indexes
+        self.engines = engines
+        self.default_index = default_index
+
+    # galleries
+    def create(self, name: str, pack: str | None = None, index: str | None = None) -> Gallery:
+        kind = index or self.default_index
+        if kind not in INDEX_KINDS:
+            raise ApiError(422, "invalid_request", f"index must be one of {', '.join(INDEX_KINDS)}")
+        engine = self.engines.get(pack)
+        try:
+            gallery = self.repo.create_gallery(name, engine.name, engine.version, engine.embedding_size, kind)
+        except DuplicateError:
+            raise ApiError(409, "gallery_exists", f"gallery {name!r} already exists") from None
+        self.indexes.get(gallery)
+        return gallery
+
+    def get(self, name: str) -> Gallery:
+        gallery = self.repo.get_gallery(name)
+        if gallery is None:
+            raise not_found("gallery", name)
+        return gallery
+
+    def get_or_create(self, name: str, pack: str | None = None) -> tuple[Gallery, bool]:
+        gallery = self.repo.get_gallery(name)
+        if gallery is not None:
+            return gallery, False
+        try:
+            return self.create(name, pack), True
+        except ApiError as exc:
+            if exc.code != "gallery_exists":
+                raise
+            return self.get(name), False
+
+    def list(self) -> list[Gallery]:
+        return self.repo.list_galleries()
+
+    def describe(self, gallery: Gallery) -> dict[str, Any]:
+        subjects, faces = self.repo.gallery_counts(gallery.id)
+        index = self.indexes.get(gallery)
+        return {
+            "name": gallery.name,
+            "pack": {"name": gallery.pack_name, "version": gallery.pack_version},
+            "embedding_size": gallery.embedding_size,
+            "index": {"kind": gallery.index_kind, "faiss": index.describe(), "faces": index.size},
+            "subjects": subjects,
+            "faces": faces,
+            "created_at": gallery.created_at.isoformat(),
+        }
+
+    def delete(self, name: str) -> None:
+        gallery = self.get(name)
+        self.repo.delete_gallery(gallery.id)
+        self.indexes.drop(gallery.id)
+
+    # subjects
+    def create_subject(self, gallery: Gallery, name: str, meta: dict[str, Any] | None) -> Subject:
+        try:
+            return self.repo.create_subject(gallery.id, name, meta)
+        except DuplicateError:
+            raise ApiError(
+                409, "subject_exists", f"subject {name!r} already exists in {gallery.name!r}"
+            ) from None
+
+    def get_subject(self, gallery: Gallery, ref: str | int) -> Subject:
+        """A subject by id (an integer) or by name (anything else)."""
+        subject = None
+        text = str(ref).strip()
+        if text.isdigit():
+            subject = self.repo.get_subject(gallery.id, int(text))
+        else:
+            subject = self.repo.get_subject_by_name(gallery.id, text)
+        if subject is None:
+            raise not_found("subject", ref)
+        return subject
+
+    def update_subject(
+        self, gallery: Gallery, subject_id: int, name: str | None, meta: dict[str, Any] | None
+    ) -> Subject:
+        self.get_subject(gallery, subject_id)
+        try:
+            subject = self.repo.update_subject(gallery.id, subject_id, name, meta)
+        except DuplicateError:
+            raise ApiError(
+                409, "subject_exists", f"subject {name!r} already exists in {gallery.name!r}"
+            ) from None
+        assert subject is not None
+        return subject
+
+    def delete_subject(self, gallery: Gallery, subject_id: int) -> None:
+        if not self.repo.delete_subject(gallery.id, subject_id):
+            raise not_found("subject", subject_id)
+        self.indexes.get(gallery).remove_subject(subject_id)
+
+    # faces
+    def delete_face(self, gallery: Gallery, face_id: int) -> None:
+        if self.repo.delete_face(gallery.id, face_id) is None:
+            raise not_found("face", face_id)
+        self.indexes.get(gallery).remove([face_id])
+
+    def engine_for(self, gallery: Gallery):
+        """The loaded pack a gallery was built with (503 when not loaded, 409 when another version)."""
+        return self.engines.get(gallery.pack_name, gallery.pack_version)

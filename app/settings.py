@@ -1,0 +1,67 @@
+"""Server settings, read from ``MARGINFACE_*`` environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_home() -> Path:
+    """``$MARGINFACE_HOME`` or ``~/.marginface``: where packs and the SQLite store live."""
+    return Path(os.environ.get("MARGINFACE_HOME") or Path.home() / ".marginface")
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; each field ``foo`` is set by ``MARGINFACE_FOO``."""
+
+    model_config = SettingsConfigDict(env_prefix="MARGINFACE_", extra="ignore")
+
+    home: Path = Field(default_factory=default_home)
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: SQLite file $MARGINFACE_HOME/marginface.db"
+    )
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
+        default="FULL",
+        description="FULL survives power loss; NORMAL (with WAL) survives only process crashes",
+    )
+    packs: list[str] = Field(default=["default"], description="model packs to load; the first is the default")
+    providers: list[str] | None = Field(default=None, description="ONNX Runtime providers; None = auto")
+
+    auth: bool = Field(default=True, description="require API keys (serve --no-auth sets this to false)")
+
+    # limits
+    max_request_bytes: int = 20 * 1024 * 1024
+    max_image_bytes: int = 10 * 1024 * 1024
+    max_image_pixels: int = 40_000_000
+    max_faces: int = Field(default=20, ge=1, description="faces detected per image at most")
+    max_images_per_enroll: int = Field(default=16, ge=1)
+    max_top_k: int = Field(default=100, ge=1)
+    min_enroll_face_px: int = Field(default=32, ge=1, description="shorter box side below this: too_small")
+    max_concurrent_requests: int = Field(
+        default=64, ge=1, description="image requests in flight; beyond: 503 with Retry-After"
+    )
+    detect_threads: int = Field(default=2, ge=1, description="threads running decode + detection + alignment")
+
+    # micro-batching of embeddings
+    batch_max_faces: int = Field(default=32, ge=1)
+    batch_wait_ms: float = Field(default=5.0, ge=0.0)
+
+    # search
+    default_index: Literal["flat", "ivf", "hnsw"] = "flat"
+    ivf_nprobe: int = Field(default=16, ge=1)
+    hnsw_m: int = Field(default=32, ge=4)
+    hnsw_ef_search: int = Field(default=128, ge=8)
+    tombstone_rebuild_ratio: float = Field(default=0.2, gt=0.0, description="HNSW/GPU: rebuild past this")
+    use_gpu_index: bool = Field(default=True, description="use faiss GPU indexes when a GPU is present")
+
+    # multi-process consistency
+    sync_interval_s: float = Field(default=0.5, gt=0.0, description="poll period of the change log")
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{Path(self.home).expanduser() / 'marginface.db'}"

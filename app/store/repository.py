@@ -1,0 +1,282 @@
+"""The store's repository: every read and write of galleries, subjects and faces, one transaction each.
+
+Every write that changes what search returns also appends to the change log in the same transaction,
+so other server processes replay it (see ``app.search.sync``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.store.models import Change, FaceRecord, Gallery, Subject, utcnow
+
+
+class DuplicateError(Exception):
+    """A unique name already taken."""
+
+
+@dataclass
+class NewFace:
+    """A face about to be stored."""
+
+    embedding: np.ndarray
+    box: list[float] | None = None
+    landmarks: list[list[float]] | None = None
+    det_score: float | None = None
+    source: str | None = None
+
+
+class Repository:
+    """Galleries → subjects → faces, plus the change log."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session that commits on success (before the caller answers) and rolls back on error."""
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def ping(self) -> None:
+        with self.session() as s:
+            s.execute(select(1))
+
+    # galleries
+    def create_gallery(
+        self, name: str, pack_name: str, pack_version: str, size: int, index_kind: str
+    ) -> Gallery:
+        gallery = Gallery(
+            name=name,
+            pack_name=pack_name,
+            pack_version=pack_version,
+            embedding_size=size,
+            index_kind=index_kind,
+        )
+        try:
+            with self.session() as s:
+                s.add(gallery)
+                s.flush()
+                s.add(Change(gallery_id=gallery.id, kind="gallery_create"))
+        except IntegrityError as exc:
+            raise DuplicateError(name) from exc
+        return gallery
+
+    def get_gallery(self, name: str) -> Gallery | None:
+        with self.session() as s:
+            return s.scalar(select(Gallery).where(Gallery.name == name))
+
+    def list_galleries(self) -> list[Gallery]:
+        with self.session() as s:
+            return list(s.scalars(select(Gallery).order_by(Gallery.id)))
+
+    def delete_gallery(self, gallery_id: int) -> None:
+        with self.session() as s:
+            s.execute(delete(FaceRecord).where(FaceRecord.gallery_id == gallery_id))
+            s.execute(delete(Subject).where(Subject.gallery_id == gallery_id))
+            s.execute(delete(Gallery).where(Gallery.id == gallery_id))
+            s.add(Change(gallery_id=gallery_id, kind="gallery_delete"))
+
+    def gallery_counts(self, gallery_id: int) -> tuple[int, int]:
+        """(subjects, faces) in a gallery."""
+        with self.session() as s:
+            subjects = s.scalar(select(func.count()).where(Subject.gallery_id == gallery_id))
+            faces = s.scalar(select(func.count()).where(FaceRecord.gallery_id == gallery_id))
+            return int(subjects or 0), int(faces or 0)
+
+    # subjects
+    def create_subject(self, gallery_id: int, name: str, meta: dict[str, Any] | None = None) -> Subject:
+        subject = Subject(gallery_id=gallery_id, name=name, meta=meta or {})
+        try:
+            with self.session() as s:
+                s.add(subject)
+        except IntegrityError as exc:
+            raise DuplicateError(name) from exc
+        return subject
+
+    def get_or_create_subject(self, gallery_id: int, name: str) -> Subject:
+        found = self.get_subject_by_name(gallery_id, name)
+        if found is not None:
+            return found
+        try:
+            return self.create_subject(gallery_id, name)
+        except DuplicateError:  # created meanwhile by another writer
+            found = self.get_subject_by_name(gallery_id, name)
+            assert found is not None
+            return found
+
+    def get_subject(self, gallery_id: int, subject_id: int) -> Subject | None:
+        with self.session() as s:
+            return s.scalar(select(Subject).where(Subject.gallery_id == gallery_id, Subject.id == subject_id))
+
+    def get_subject_by_name(self, gallery_id: int, name: str) -> Subject | None:
+        with self.session() as s:
+            return s.scalar(select(Subject).where(Subject.gallery_id == gallery_id, Subject.name == name))
+
+    def list_subjects(self, gallery_id: int, limit: int, after: int = 0) -> tuple[list[Subject], int]:
+        """A page of subjects ordered by id (keyset: ids greater than ``after``) and the total count."""
+        with self.session() as s:
+            rows = s.scalars(
+                select(Subject)
+                .where(Subject.gallery_id == gallery_id, Subject.id > after)
+                .order_by(Subject.id)
+                .limit(limit)
+            )
+            total = s.scalar(select(func.count()).where(Subject.gallery_id == gallery_id))
+            return list(rows), int(total or 0)
+
+    def face_counts(self, subject_ids: Sequence[int]) -> dict[int, int]:
+        if not subject_ids:
+            return {}
+        with self.session() as s:
+            rows = s.execute(
+                select(FaceRecord.subject_id, func.count())
+                .where(FaceRecord.subject_id.in_(list(subject_ids)))
+                .group_by(FaceRecord.subject_id)
+            )
+            return {int(sid): int(n) for sid, n in rows}
+
+    def subject_names(self, subject_ids: Sequence[int]) -> dict[int, str]:
+        if not subject_ids:
+            return {}
+        with self.session() as s:
+            rows = s.execute(select(Subject.id, Subject.name).where(Subject.id.in_(list(subject_ids))))
+            return {int(sid): name for sid, name in rows}
+
+    def update_subject(
+        self, gallery_id: int, subject_id: int, name: str | None, meta: dict[str, Any] | None
+    ) -> Subject | None:
+        values: dict[str, Any] = {"updated_at": utcnow()}
+        if name is not None:
+            values["name"] = name
+        if meta is not None:
+            values["meta"] = meta
+        try:
+            with self.session() as s:
+                s.execute(
+                    update(Subject)
+                    .where(Subject.gallery_id == gallery_id, Subject.id == subject_id)
+                    .values(**values)
+                )
+        except IntegrityError as exc:
+            raise DuplicateError(name or "") from exc
+        return self.get_subject(gallery_id, subject_id)
+
+    def delete_subject(self, gallery_id: int, subject_id: int) -> bool:
+        with self.session() as s:
+            s.execute(delete(FaceRecord).where(FaceRecord.subject_id == subject_id))
+            result = s.execute(
+                delete(Subject).where(Subject.gallery_id == gallery_id, Subject.id == subject_id)
+            )
+            if result.rowcount:
+                s.add(Change(gallery_id=gallery_id, kind="subject_delete", subject_id=subject_id))
+            return bool(result.rowcount)
+
+    # faces
+    def add_faces(self, gallery: Gallery, subject_id: int, faces: Sequence[NewFace]) -> list[int]:
+        """Store faces and their change-log entries in one transaction; returns their ids."""
+        records = [
+            FaceRecord(
+                subject_id=subject_id,
+                gallery_id=gallery.id,
+                embedding=np.ascontiguousarray(f.embedding, dtype=np.float32).tobytes(),
+                pack_name=gallery.pack_name,
+                pack_version=gallery.pack_version,
+                box=f.box,
+                landmarks=f.landmarks,
+                det_score=f.det_score,
+                source=f.source,
+            )
+            for f in faces
+        ]
+        with self.session() as s:
+            s.add_all(records)
+            s.flush()
+            s.add_all(
+                Change(gallery_id=gallery.id, kind="face_add", subject_id=subject_id, face_id=r.id)
+                for r in records
+            )
+        return [int(r.id) for r in records]
+
+    def list_faces(self, gallery_id: int, subject_id: int, limit: int, after: int = 0) -> list[FaceRecord]:
+        with self.session() as s:
+            query = (
+                select(FaceRecord)
+                .where(
+                    FaceRecord.gallery_id == gallery_id,
+                    FaceRecord.subject_id == subject_id,
+                    FaceRecord.id > after,
+                )
+                .order_by(FaceRecord.id)
+                .limit(limit)
+            )
+            return list(s.scalars(query))
+
+    def delete_face(self, gallery_id: int, face_id: int) -> int | None:
+        """Delete one face; returns its subject id, or None when there was no such face."""
+        with self.session() as s:
+            subject_id = s.scalar(
+                select(FaceRecord.subject_id).where(
+                    FaceRecord.gallery_id == gallery_id, FaceRecord.id == face_id
+                )
+            )
+            if subject_id is None:
+                return None
+            s.execute(delete(FaceRecord).where(FaceRecord.id == face_id))
+            s.add(Change(gallery_id=gallery_id, kind="face_delete", subject_id=subject_id, face_id=face_id))
+            return int(subject_id)
+
+    def iter_embeddings(
+        self,
+        gallery_id: int,
+        *,
+        face_ids: Sequence[int] | None = None,
+        subject_id: int | None = None,
+        chunk: int = 20_000,
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Chunks of (face ids, subject ids, N×D float32 embeddings) for rebuilding or syncing an index."""
+        after = 0
+        while True:
+            query = select(FaceRecord.id, FaceRecord.subject_id, FaceRecord.embedding).where(
+                FaceRecord.gallery_id == gallery_id, FaceRecord.id > after
+            )
+            if face_ids is not None:
+                query = query.where(FaceRecord.id.in_(list(face_ids)))
+            if subject_id is not None:
+                query = query.where(FaceRecord.subject_id == subject_id)
+            with self.session() as s:
+                rows = s.execute(query.order_by(FaceRecord.id).limit(chunk)).all()
+            if not rows:
+                return
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            subjects = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
+            vectors = np.stack([np.frombuffer(r[2], dtype=np.float32) for r in rows])
+            yield ids, subjects, vectors
+            after = int(ids[-1])
+
+    # change log
+    def changes_after(self, after_id: int, limit: int = 5000) -> list[Change]:
+        with self.session() as s:
+            return list(
+                s.scalars(select(Change).where(Change.id > after_id).order_by(Change.id).limit(limit))
+            )
+
+    def last_change_id(self) -> int:
+        with self.session() as s:
+            return int(s.scalar(select(func.max(Change.id))) or 0)
+
+    def prune_changes(self, older_than: timedelta) -> int:
+        """Forget change-log entries older than ``older_than`` (a starting process reads the store itself)."""
+        with self.session() as s:
+            result = s.execute(delete(Change).where(Change.created_at < utcnow() - older_than))
+            return int(result.rowcount or 0)
