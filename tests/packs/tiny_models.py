@@ -26,7 +26,7 @@ def tiny_recogniser(path: Path, width: int = 16) -> Path:
         [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", width])],
         [weight],
     )
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
     return path
 
 
@@ -43,7 +43,7 @@ def tiny_detector(path: Path, outputs: int = 9) -> Path:
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, "h", "w"])],
         outs,
     )
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
     return path
 
 
