@@ -12,6 +12,7 @@ COMMAND_MODULES = [
     "cli.models_cmd",
     "cli.inference_cmd",
     "cli.eval_cmd",
+    "cli.eval_train_cmd",
     "cli.server_cmd",
     "cli.losses_cmd",
     "cli.data_cmd",
