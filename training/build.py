@@ -10,6 +10,9 @@ from torch import nn
 
 from training.config import ConfigError, TrainConfig
 
+# Partial FC heads up to this many weights are initialised whole and sliced (world-size independent).
+FULL_INIT_LIMIT = 64 * 1024 * 1024
+
 
 def build_backbone_from_config(cfg: TrainConfig | dict[str, Any]) -> nn.Module:
     """``backbone`` is a registry name (training.backbones) or ``package.module:factory``; the factory
@@ -45,18 +48,23 @@ def build_head(
     name = loss_cfg.pop("name")
     try:
         if cfg.partial_fc.enabled:
+            from training.losses import build_loss
             from training.partial_fc import PartialFC
 
             group = process_group if distributed else None
-            return PartialFC(
-                name, cfg.embedding_size, num_classes, sample_rate=cfg.partial_fc.sample_rate,
-                process_group=group, **loss_cfg,
-            )
-        import training.losses as losses
+            pfc = {
+                "sample_rate": cfg.partial_fc.sample_rate,
+                "process_group": group,
+                "scale_embedding_grad": distributed,
+            }  # DDP averages the backbone's gradients
+            if num_classes * cfg.embedding_size <= FULL_INIT_LIMIT:
+                # initialise the full matrix and slice it: the same centres for any number of processes
+                full = build_loss(name, cfg.embedding_size, num_classes, **loss_cfg)
+                return PartialFC(full, cfg.embedding_size, num_classes, **pfc)
+            return PartialFC(name, cfg.embedding_size, num_classes, **pfc, **loss_cfg)
+        from training.losses import build_loss_from_config
 
-        if hasattr(losses, "build_loss_from_config"):
-            return losses.build_loss_from_config(dict(cfg.loss), cfg.embedding_size, num_classes)
-        return losses.build_loss(name, cfg.embedding_size, num_classes, **loss_cfg)
+        return build_loss_from_config(dict(cfg.loss), cfg.embedding_size, num_classes)
     except (KeyError, ValueError, TypeError) as exc:
         raise ConfigError(f"loss {cfg.loss}: {exc}") from exc
 

@@ -12,13 +12,17 @@ from training.config import ConfigError, TrainConfig
 
 
 def build_dataset(cfg: TrainConfig) -> Any:
-    from training import data
+    from training.data.transforms import build_transform
 
-    transform = data.build_transform(train=False)
+    transform = build_transform(train=False)
     try:
         if cfg.data.kind == "folder":
-            return data.ImageFolderDataset(cfg.data.root, transform)
-        return data.RecordIODataset(cfg.data.rec, cfg.data.idx, transform)
+            from training.data.folder import ImageFolderDataset
+
+            return ImageFolderDataset(cfg.data.root, transform)
+        from training.data import RecordIODataset
+
+        return RecordIODataset(cfg.data.rec, cfg.data.idx, transform)
     except FileNotFoundError as exc:
         raise ConfigError(f"training data not found: {exc}", "data_not_found") from exc
 

@@ -49,8 +49,12 @@ class Trainer:
     """``Trainer(cfg, out_dir).fit()`` trains and returns a summary; ``resume`` is a checkpoint path."""
 
     def __init__(
-        self, cfg: TrainConfig, out_dir: str | Path, resume: str | Path | None = None,
-        progress: bool = True, dist_info: DistInfo | None = None,
+        self,
+        cfg: TrainConfig,
+        out_dir: str | Path,
+        resume: str | Path | None = None,
+        progress: bool = True,
+        dist_info: DistInfo | None = None,
     ):
         self.cfg, self.out_dir = cfg, Path(out_dir)
         self.info = dist_info or init_distributed(cfg.device)
@@ -73,8 +77,9 @@ class Trainer:
         backbone = build_backbone_from_config(cfg).to(self.device)
         if cfg.channels_last and self.device.type == "cuda":
             backbone = backbone.to(memory_format=torch.channels_last)
-        head = build_head(cfg, self.num_classes, dist.group.WORLD if self.info.enabled else None,
-                          self.info.enabled).to(self.device)
+        head = build_head(
+            cfg, self.num_classes, dist.group.WORLD if self.info.enabled else None, self.info.enabled
+        ).to(self.device)
         self.backbone, self.head = backbone, head
         amp_dtype = autocast_dtype(cfg.precision, self.device)
         if self.info.enabled and not cfg.partial_fc.enabled:
@@ -98,7 +103,8 @@ class Trainer:
 
     def _ddp_kwargs(self) -> dict[str, Any]:
         ids = [self.device.index] if self.device.type == "cuda" else None
-        return {"device_ids": ids, "broadcast_buffers": False}
+        # buffers (BatchNorm statistics, loss statistics of a replicated head) follow rank 0
+        return {"device_ids": ids}
 
     # ----------------------------------------------------------------------------------------- loop
     def fit(self, stop_after: int | None = None) -> dict[str, Any]:
@@ -107,12 +113,21 @@ class Trainer:
         cfg, start_time = self.cfg, time.monotonic()
         end_step = min(self.total_steps, stop_after) if stop_after is not None else self.total_steps
         loader = DataLoader(
-            self.dataset, batch_sampler=self.sampler, num_workers=cfg.data.workers,
-            pin_memory=self.device.type == "cuda", persistent_workers=False,
+            self.dataset,
+            batch_sampler=self.sampler,
+            num_workers=cfg.data.workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=False,
             generator=torch.Generator(),  # keep the global RNG untouched by loader start-up
         )
-        bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.progress, unit="step",
-                   dynamic_ncols=True, desc=cfg.name)
+        bar = tqdm(
+            total=self.total_steps,
+            initial=self.step,
+            disable=not self.progress,
+            unit="step",
+            dynamic_ncols=True,
+            desc=cfg.name,
+        )
         window_loss, window_n, window_t = torch.zeros((), device=self.device), 0, time.monotonic()
         stopped_early = False
         self.model.train()
@@ -130,7 +145,8 @@ class Trainer:
                 if cfg.eval.sets and (self.step % cfg.eval.every_steps == 0 or self.step == self.total_steps):
                     self._evaluate()
                 out_of_time = cfg.max_minutes is not None and (
-                    time.monotonic() - start_time > cfg.max_minutes * 60)
+                    time.monotonic() - start_time > cfg.max_minutes * 60
+                )
                 if cfg.max_minutes is not None:
                     out_of_time = broadcast_flag(self.info, out_of_time)
                 at_end = self.step >= end_step
@@ -144,8 +160,13 @@ class Trainer:
             self._evaluate()
             self.save()
         self.log.close()
-        return {"step": self.step, "eval": self.last_eval, "best_metric": self.best_metric,
-                "stopped_early": stopped_early, "minutes": (time.monotonic() - start_time) / 60}
+        return {
+            "step": self.step,
+            "eval": self.last_eval,
+            "best_metric": self.best_metric,
+            "stopped_early": stopped_early,
+            "minutes": (time.monotonic() - start_time) / 60,
+        }
 
     def _train_step(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg
@@ -180,8 +201,9 @@ class Trainer:
     def _log_window(self, bar: tqdm, loss_sum: torch.Tensor, n: int, t0: float):
         mean_loss = float(loss_sum.item()) / max(n, 1)
         if not math.isfinite(mean_loss) and self.scaler is None:
-            raise TrainingError(f"loss is {mean_loss} at step {self.step}; lower the lr or check the data",
-                                "non_finite_loss")
+            raise TrainingError(
+                f"loss is {mean_loss} at step {self.step}; lower the lr or check the data", "non_finite_loss"
+            )
         elapsed = max(time.monotonic() - t0, 1e-9)
         images_per_s = n * self.sampler.global_batch / elapsed
         lr = self.optimizer.param_groups[0]["lr"]
@@ -199,11 +221,18 @@ class Trainer:
                 self._evaluator = TrainingEvaluator(self.cfg.eval, self.device)
             self.last_eval = self._evaluator.run(self.backbone)
             self.model.train()
-            self.log.write(self.step, self.step // self.steps_per_epoch,
-                           {f"{k}/{m}": v for k, res in self.last_eval.items() for m, v in res.items()
-                            if isinstance(v, (int, float))})
+            self.log.write(
+                self.step,
+                self.step // self.steps_per_epoch,
+                {
+                    f"{k}/{m}": v
+                    for k, res in self.last_eval.items()
+                    for m, v in res.items()
+                    if isinstance(v, (int, float))
+                },
+            )
             metric = self._evaluator.best_metric_value(self.last_eval, self.cfg.eval.best_metric)
-            summary = ", ".join(f"{k} acc {r['accuracy']*100:.2f}%" for k, r in self.last_eval.items())
+            summary = ", ".join(f"{k} acc {r['accuracy'] * 100:.2f}%" for k, r in self.last_eval.items())
             tqdm.write(f"[step {self.step}] eval: {summary}")
             if self.best_metric is None or metric > self.best_metric:
                 self.best_metric = metric
@@ -256,9 +285,11 @@ class Trainer:
         if self.cfg.partial_fc.enabled and saved_world != self.info.world_size:
             raise TrainingError(
                 f"checkpoint was written by {saved_world} processes with sharded Partial FC; "
-                f"resume with the same number (now {self.info.world_size})", "resume_mismatch")
+                f"resume with the same number (now {self.info.world_size})",
+                "resume_mismatch",
+            )
         self.backbone.load_state_dict(state["backbone"])
-        local = (state.get("rank_states") or [None] * saved_world)
+        local = state.get("rank_states") or [None] * saved_world
         local_state = local[self.info.rank] if self.info.rank < len(local) and local[self.info.rank] else {}
         self.head.load_state_dict(local_state.get("loss", state["loss"]))
         self.optimizer.load_state_dict(local_state.get("optimizer", state["optimizer"]))

@@ -62,3 +62,84 @@ def write_identity_folder(root: Path, per_class: int = 8, seed: int = 0) -> Path
 def face_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """6 identities × 8 aligned crops (jpg) in ``<root>/<identity>/``."""
     return write_identity_folder(tmp_path_factory.mktemp("faces"))
+
+
+def write_bin(path: Path, root: Path, n_pairs_per_kind: int = 10, seed: int = 0) -> Path:
+    """An insightface-style .bin (pickle of (encoded images, issame)) from ``root/<identity>/*.jpg``:
+    alternating same/different pairs, consecutive images form a pair."""
+    import pickle
+
+    rng = np.random.default_rng(seed)
+    folders = sorted(p for p in root.iterdir() if p.is_dir())
+    files = [sorted(f.glob("*.jpg")) for f in folders]
+    images: list[bytes] = []
+    issame: list[bool] = []
+    for k in range(2 * n_pairs_per_kind):
+        same = k % 2 == 0
+        a = int(rng.integers(len(folders)))
+        b = a if same else int((a + 1 + rng.integers(len(folders) - 1)) % len(folders))
+        i, j = rng.choice(len(files[a]), 2, replace=False) if same else (rng.integers(len(files[a])), 0)
+        for image in (files[a][int(i)], files[b][int(j)]):
+            images.append(image.read_bytes())
+        issame.append(same)
+    with path.open("wb") as fh:
+        pickle.dump((images, issame), fh, protocol=4)
+    return path
+
+
+def tiny_config(root: Path, **overrides) -> dict:
+    """A config dict for a few fast steps on the tiny test backbone."""
+    cfg = {
+        "name": "tiny",
+        "seed": 3,
+        "backbone": "tests.training.tiny:tiny_net",
+        "embedding_size": 16,
+        "loss": {"name": "arcface", "s": 16, "m": 0.3},
+        "data": {"root": str(root), "workers": 0},
+        "batch_size": 8,
+        "optimizer": {"lr": 0.05},
+        "schedule": {"name": "poly", "unit": "step", "warmup": 2},
+        "steps": 6,
+        "grad_clip": 5.0,
+        "checkpoint": {"every_steps": 2, "keep_last": 2},
+        "log_every": 2,
+    }
+    for key, value in overrides.items():
+        cfg[key] = value
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def lfw_like_bin(face_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_bin(tmp_path_factory.mktemp("bins") / "tiny.bin", face_folder)
+
+
+@pytest.fixture(scope="session")
+def trained_checkpoint(
+    face_folder: Path, lfw_like_bin: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A checkpoint of the tiny backbone after a few steps (shared by the evaluation tests)."""
+    from training.config import validate_config
+    from training.trainer import Trainer
+
+    out = tmp_path_factory.mktemp("run")
+    cfg = validate_config(
+        tiny_config(
+            face_folder,
+            steps=8,
+            eval={"sets": [{"name": "tiny", "bin": str(lfw_like_bin)}], "every_steps": 4},
+        )
+    )
+    Trainer(cfg, out, progress=False).fit()
+    return out / "checkpoint_last.pt"
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny tensors on a shared CPU: one intra-op thread is faster and steadier than oversubscription."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -11,8 +11,10 @@ class TinyNet(nn.Module):
     def __init__(self, embedding_size: int = 16, dropout: float = 0.0):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(3, 8, 5, stride=4, padding=2), nn.PReLU(8),
-            nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.PReLU(16),
+            nn.Conv2d(3, 8, 5, stride=4, padding=2),
+            nn.PReLU(8),
+            nn.Conv2d(8, 16, 3, stride=2, padding=1),
+            nn.PReLU(16),
             nn.AdaptiveAvgPool2d(4),
         )
         self.dropout = nn.Dropout(dropout)

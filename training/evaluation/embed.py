@@ -38,8 +38,12 @@ def crops_to_tensor(crops_bgr: Sequence[np.ndarray] | np.ndarray) -> torch.Tenso
 
 @torch.inference_mode()
 def embed_crops(
-    backbone: nn.Module, crops_bgr: Sequence[np.ndarray] | np.ndarray, flip: bool = True,
-    batch_size: int = 128, device: str | torch.device = "cpu", progress: bool = False,
+    backbone: nn.Module,
+    crops_bgr: Sequence[np.ndarray] | np.ndarray,
+    flip: bool = True,
+    batch_size: int = 128,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
 ) -> np.ndarray:
     """N×D float32 unit-norm embeddings; with ``flip`` the crop and its mirror are summed, then normalised."""
     was_training = backbone.training
@@ -57,3 +61,40 @@ def embed_crops(
     if not out:
         return np.zeros((0, 0), dtype=np.float32)
     return np.concatenate(out).astype(np.float32)
+
+
+class CheckpointEmbedder:
+    """The recogniser interface of ``models.embedder.Embedder`` (``embed(crops, flip=)``) backed by a
+    training checkpoint, so the inference pipeline can detect/align with a pack and embed with it."""
+
+    def __init__(self, checkpoint: str | Path, device: str | torch.device = "cpu", batch_size: int = 64):
+        import threading
+
+        self.backbone, self.config = load_backbone(checkpoint, device)
+        self.device, self.batch_size = torch.device(device), batch_size
+        self.embedding_size = int(self.config.get("embedding_size", 512))
+        self.crop_size = 112
+        self.providers = [f"torch:{self.device}"]
+        self._lock = threading.Lock()  # the pipeline may call from several threads
+
+    def embed(self, crops: np.ndarray, *, flip: bool = False) -> np.ndarray:
+        if len(crops) == 0:
+            return np.zeros((0, self.embedding_size), dtype=np.float32)
+        with self._lock:
+            return embed_crops(
+                self.backbone, crops, flip=flip, batch_size=self.batch_size, device=self.device
+            )
+
+
+def use_checkpoint(pipeline: Any, checkpoint: str | Path, device: str = "cpu") -> Any:
+    """Swap a ``FacePipeline``'s recogniser for a checkpoint's backbone (detection/alignment unchanged)."""
+    embedder = CheckpointEmbedder(checkpoint, device)
+    if getattr(pipeline, "crop_size", 112) != embedder.crop_size:
+        raise InvalidImageError(
+            f"the pack aligns to {pipeline.crop_size} px; checkpoints take 112", "bad_image"
+        )
+    pipeline.embedder = embedder
+    pipeline.embedding_size = embedder.embedding_size
+    pipeline.providers = {**getattr(pipeline, "providers", {}), "recogniser": embedder.providers}
+    pipeline.pack_name = f"{pipeline.pack_name}+checkpoint:{Path(checkpoint).name}"
+    return pipeline

@@ -1,0 +1,82 @@
+"""Verification with a PyTorch backbone: ``.bin`` sets (pairs of aligned crops) and the LFW protocol
+metrics of ``models.evaluation`` (10-fold accuracy, ROC, TAR and threshold at each FAR), plus plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from models.errors import MarginFaceError
+from models.evaluation.metrics import evaluate_verification, roc
+from training.evaluation.embed import embed_crops
+
+
+class EvalSetError(MarginFaceError):
+    """A verification set that cannot be used (``bad_eval_set``)."""
+
+    code = "bad_eval_set"
+
+
+def load_bin(path: str | Path) -> tuple[list[np.ndarray], np.ndarray]:
+    """(BGR 112×112 crops, issame) from an insightface-style ``.bin``; pairs are consecutive images."""
+    from training.data import read_bin
+
+    path = Path(path)
+    if not path.is_file():
+        raise EvalSetError(f"verification set not found: {path}", "eval_set_not_found")
+    images, issame = read_bin(path)
+    issame = np.asarray(issame, dtype=bool)
+    if len(images) != 2 * len(issame):
+        raise EvalSetError(f"{path}: {len(images)} images for {len(issame)} pairs (need 2 per pair)")
+    return images, issame
+
+
+def pair_cosines(embeddings: np.ndarray) -> np.ndarray:
+    """Cosine of each consecutive pair (0,1), (2,3), … of unit-norm embeddings."""
+    return np.sum(embeddings[0::2] * embeddings[1::2], axis=1).astype(np.float64)
+
+
+def verification_report(cos: np.ndarray, issame: np.ndarray, n_folds: int = 10) -> dict[str, Any]:
+    """The protocol's numbers as a JSON-ready dict (accuracy in [0, 1], thresholds as cosines)."""
+    return evaluate_verification(cos, issame, n_folds).to_dict()
+
+
+def write_plots(cos: np.ndarray, issame: np.ndarray, plots_dir: Path, name: str) -> list[str]:
+    from training.evaluation.plots import plot_roc, plot_similarity_histograms
+
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    far, tar, _ = roc(cos, issame)
+    return [
+        str(plot_roc(far, tar, plots_dir / f"{name}_roc.png", f"{name}: ROC")),
+        str(plot_similarity_histograms(cos, issame, plots_dir / f"{name}_similarity.png",
+                                       f"{name}: cosine similarity of pairs")),
+    ]
+
+
+def evaluate_bin(
+    backbone: nn.Module, bin_path: str | Path, *, flip: bool = True, batch_size: int = 128,
+    device: str | torch.device = "cpu", plots_dir: str | Path | None = None, name: str | None = None,
+    progress: bool = False, data: tuple[list[np.ndarray], np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """Embed every image of a ``.bin`` and report the verification protocol (``data`` reuses a loaded set)."""
+    images, issame = data if data is not None else load_bin(bin_path)
+    name = name or Path(bin_path).stem
+    embeddings = embed_crops(backbone, images, flip=flip, batch_size=batch_size, device=device,
+                             progress=progress)
+    cos = pair_cosines(embeddings)
+    report = verification_report(cos, issame)
+    report.update({"set": name, "flip": flip})
+    if plots_dir is not None:
+        report["plots"] = write_plots(cos, issame, Path(plots_dir), name)
+    return report
+
+
+def write_json(report: dict[str, Any], path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, default=float))
