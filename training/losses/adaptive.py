@@ -33,7 +33,8 @@ class AdaCos(ClassificationLoss):
         if num_classes < 3:
             raise ValueError(f"adacos needs at least 3 classes (s = √2·ln(C - 1)), got {num_classes}")
         self.dynamic = bool(dynamic)
-        self.register_buffer("scale", torch.tensor(math.sqrt(2.0) * math.log(num_classes - 1)))
+        self.fixed_scale = math.sqrt(2.0) * math.log(num_classes - 1)
+        self.register_buffer("scale", torch.tensor(self.fixed_scale))
 
     def update_state(self, cos: Tensor, ctx: MarginContext) -> None:
         if not self.dynamic:
@@ -47,7 +48,7 @@ class AdaCos(ClassificationLoss):
             self.scale.copy_(new_scale)
 
     def margin_logits(self, cos: Tensor, ctx: MarginContext) -> Tensor:
-        return self.scale.to(cos.dtype) * cos
+        return (self.scale.to(cos.dtype) if self.dynamic else self.fixed_scale) * cos
 
 
 class CurricularFace(ScaledCosineLoss):

@@ -44,9 +44,10 @@ class CenterTerm(nn.Module):
 
 
 def _unit_distances(embeddings: Tensor) -> Tensor:
-    """Squared Euclidean distances between L2-normalised embeddings (2 - 2·cos), [B, B]."""
-    f = F.normalize(embeddings.to(compute_dtype(embeddings)), dim=1)
-    return (2.0 - 2.0 * f @ f.t()).clamp_min(0.0)
+    """Squared Euclidean distances between L2-normalised embeddings (2 - 2·cos), [B, B], in fp32+."""
+    with torch.autocast(device_type=embeddings.device.type, enabled=False):
+        f = F.normalize(embeddings.to(compute_dtype(embeddings)), dim=1)
+        return (2.0 - 2.0 * f @ f.t()).clamp_min(0.0)
 
 
 class TripletLoss(nn.Module):
