@@ -31,8 +31,10 @@ class InvalidImageError(MarginFaceError):
 class PackError(MarginFaceError):
     """A model pack that cannot be used.
 
-    Codes: ``pack_not_found``, ``bad_manifest``, ``hash_mismatch``, ``missing_file``, ``license_not_accepted``,
-    ``download_failed``, ``pack_exists``.
+    Codes: ``pack_not_found``, ``bad_manifest``, ``hash_mismatch``, ``missing_file``,
+    ``license_not_accepted``, ``download_failed``, ``pack_exists``,
+    ``model_failed`` (a pack model does not load or run),
+    ``conversion_failed`` (an install-time repair did not reproduce the original model).
     """
 
     code = "pack_error"

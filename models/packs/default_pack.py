@@ -163,7 +163,7 @@ def install_default_pack(dest_root: Path, force: bool = False) -> Path:
         )
     yunet, yunet_folded = folded_yunet(yunet_source)
     yunet_any_size, yunet_dynamic = check_yunet(yunet)
-    with staged_pack(dest_root, DEFAULT_PACK) as staging:
+    with staged_pack(dest_root, DEFAULT_PACK, replace=force) as staging:
         onnx.save(sface, str(staging / SFACE_FILE))
         onnx.save(yunet, str(staging / YUNET_FILE))
         manifest = PackManifest(

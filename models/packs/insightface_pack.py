@@ -247,7 +247,7 @@ def install_insightface_pack(
                     code="hash_mismatch",
                 )
             checked[path.name] = expected is not None
-        with staged_pack(dest_root, name) as staging:
+        with staged_pack(dest_root, name, replace=force) as staging:
             entries = []
             for role in ("detector", "recogniser"):
                 target = staging / chosen[role].name

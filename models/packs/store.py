@@ -154,10 +154,11 @@ def existing_pack(root: Path, name: str) -> Path | None:
 
 
 @contextmanager
-def staged_pack(root: Path, name: str) -> Iterator[Path]:
+def staged_pack(root: Path, name: str, replace: bool = True) -> Iterator[Path]:
     """Yield an empty temporary folder in ``root``; on success it replaces ``root/name`` atomically.
 
-    On any error the temporary folder is removed and an existing pack is left untouched.
+    On any error the temporary folder is removed and an existing pack is left untouched. With
+    ``replace=False`` a pack that appeared meanwhile (a concurrent install) is kept and ours dropped.
     """
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.installing-", dir=root))
@@ -166,6 +167,8 @@ def staged_pack(root: Path, name: str) -> Iterator[Path]:
         yield staging
         final = root / name
         retired = None
+        if final.exists() and not replace:
+            return
         if final.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".{name}.old-", dir=root))
             os.replace(final, retired / name)
@@ -174,6 +177,8 @@ def staged_pack(root: Path, name: str) -> Iterator[Path]:
         except OSError:
             if retired is not None:  # put the previous pack back
                 os.replace(retired / name, final)
+            elif not replace and final.exists():  # another install finished first
+                return
             raise
         if retired is not None:
             shutil.rmtree(retired, ignore_errors=True)

@@ -132,6 +132,15 @@ def test_failed_staged_install_keeps_the_existing_pack(packs_root: Path, tmp_pat
     assert sorted(p.name for p in packs_root.iterdir()) == ["keep"]
 
 
+def test_staged_pack_without_replace_keeps_a_concurrent_install(packs_root: Path, tmp_path: Path) -> None:
+    with staged_pack(packs_root, "race", replace=False) as staging:
+        (staging / "ours.txt").write_text("ours")
+        (packs_root / "race").mkdir()  # another process finished first
+        (packs_root / "race" / "theirs.txt").write_text("theirs")
+    assert sorted(p.name for p in (packs_root / "race").iterdir()) == ["theirs.txt"]
+    assert sorted(p.name for p in packs_root.iterdir()) == ["race"]
+
+
 def test_unknown_source_and_remove(packs_root: Path, tmp_path: Path) -> None:
     with pytest.raises(PackError) as caught:
         install_pack("no-such-thing")
