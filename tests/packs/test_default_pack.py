@@ -68,13 +68,14 @@ def test_repaired_sface_runs_and_folded_copy_matches(crops, manifest, sface) -> 
 def test_dynamic_batch_equals_one_by_one(crops, manifest, sface) -> None:
     entry = manifest.model("recogniser")
     assert entry.dynamic_batch
-    blob = to_blob(np.concatenate([crops] * 7)[:32], entry)
-    singles = np.concatenate([embed(sface, blob[i : i + 1]) for i in range(32)])
-    for size in (4, 32):
-        batched = np.concatenate([embed(sface, blob[i : i + size]) for i in range(0, 32, size)])
-        assert batched.shape == (32, 128)
-        np.testing.assert_allclose(batched, singles, rtol=0, atol=1e-4)
-        assert min_cosine(batched, singles) >= 1 - 1e-6
+    blob = to_blob(crops, entry)
+    singles = np.concatenate([embed(sface, blob[i : i + 1]) for i in range(len(blob))])
+    index = np.arange(32) % len(blob)  # 32 rows cycling through the distinct crops
+    for size, rows in ((4, index[:8]), (32, index)):
+        batched = np.concatenate([embed(sface, blob[rows[i : i + size]]) for i in range(0, len(rows), size)])
+        assert batched.shape == (len(rows), 128)
+        np.testing.assert_allclose(batched, singles[rows], rtol=0, atol=1e-4)
+        assert min_cosine(batched, singles[rows]) >= 1 - 1e-6
 
 
 def test_matches_opencv_face_recognizer_sf(
