@@ -74,6 +74,8 @@ async def _read_multipart(request: Request, image_fields: set[str], max_images: 
     except Exception as exc:  # noqa: BLE001 - malformed multipart bodies raise various parser errors
         if getattr(exc, "status_code", None) == 413:
             raise
+        if "Too many files" in str(exc):
+            raise ApiError(413, "too_many_images", f"at most {max_images} images per request") from None
         raise ApiError(400, "bad_multipart", f"the multipart body cannot be read: {exc}") from None
     payload = Payload()
     try:
