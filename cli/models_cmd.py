@@ -61,7 +61,7 @@ def run_list(args: argparse.Namespace) -> int:
     from models.packs.store import list_packs, pack_disk_size, packs_dir
 
     packs = list_packs()
-    if not packs:
+    if not packs and not any(p.is_dir() for p in packs_dir().glob("[!.]*")):
         print(f"no model packs in {packs_dir()}; run `marginface models install default`")
         return 0
     print(f"{'NAME':<16} {'VERSION':<18} {'DETECTOR':<28} {'RECOGNISER':<30} {'SIZE':>8}  LICENSE")
@@ -74,6 +74,13 @@ def run_list(args: argparse.Namespace) -> int:
             f"{(detector.file if detector else '-'):<28} {(recogniser.file if recogniser else '-'):<30} "
             f"{size_mb:7.1f}M  {manifest.license}"
         )
+    listed = {folder.name for folder, _ in packs}
+    for folder in sorted(packs_dir().iterdir()):
+        if folder.is_dir() and not folder.name.startswith(".") and folder.name not in listed:
+            print(
+                f"{folder.name:<16} (not a usable pack: no valid pack.json; "
+                f"`marginface models remove {folder.name}`)"
+            )
     return 0
 
 

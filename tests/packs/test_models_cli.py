@@ -59,6 +59,11 @@ def test_install_verify_remove_and_failures(packs_root: Path, tmp_path: Path, ca
     assert main(["models", "verify", "tiny"]) == 1
     assert "error [hash_mismatch]" in capsys.readouterr().err
 
+    (packs_root / "stray").mkdir()
+    assert main(["models", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "tiny" in out and "stray" in out and "not a usable pack" in out
+
     assert main(["models", "remove", "tiny"]) == 0
     assert main(["models", "info", "tiny"]) == 1
     assert "error [pack_not_found]" in capsys.readouterr().err
