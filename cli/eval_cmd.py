@@ -48,7 +48,10 @@ def run_pairs(args: argparse.Namespace) -> int:
             f"{len(missing)} image(s) of the pairs file are missing, e.g. {missing[0]}", code="not_found"
         )
     pipeline = load_pipeline(args)
-    result = evaluate_pairs(pipeline, pairs, flip=args.flip, workers=args.workers, no_face=args.no_face)
+    n_folds = len({pair[3] for pair in pairs})
+    result = evaluate_pairs(
+        pipeline, pairs, flip=args.flip, workers=args.workers, no_face=args.no_face, n_folds=n_folds
+    )
     data = result.to_dict()
     data.update(
         pack=pipeline.pack_name,

@@ -105,7 +105,8 @@ def _embed_one(pipeline, path: Path, index: int | None, flip: bool):
     except MarginFaceError as exc:
         raise type(exc)(f"{path}: {exc}", code=exc.code) from None
     pipeline.embed_faces(image, [face], flip=flip)
-    info = dict(face.to_dict(), index=next(i for i, f in enumerate(faces) if f is face), faces_found=len(faces))
+    index = next(i for i, f in enumerate(faces) if f is face)
+    info = dict(face.to_dict(), index=index, faces_found=len(faces))
     return face, info
 
 
