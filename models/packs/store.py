@@ -211,6 +211,8 @@ def install_pack(
     Returns the installed pack folder. Already installed and valid: returned as is unless ``force``.
     """
     root = packs_dir()
+    if from_path is not None and not source.startswith("insightface:"):
+        raise PackError("--from only applies to insightface:<name> sources", code="bad_manifest")
     if source == DEFAULT_PACK:
         from models.packs.default_pack import install_default_pack
 
@@ -226,8 +228,6 @@ def install_pack(
             progress=progress,
             from_path=from_path,
         )
-    if from_path is not None:
-        raise PackError("--from only applies to insightface:<name> sources", code="bad_manifest")
     folder = Path(source).expanduser()
     if folder.is_dir():
         from models.packs.local_pack import install_local_pack

