@@ -184,19 +184,35 @@ class Trainer:
             self.scaler.scale(loss).backward()
             if cfg.grad_clip:
                 self.scaler.unscale_(self.optimizer)
-                torch.nn.utils.clip_grad_norm_(self._params(), cfg.grad_clip)
+                self._clip_gradients(cfg.grad_clip)
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
             loss.backward()
             if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(self._params(), cfg.grad_clip)
+                self._clip_gradients(cfg.grad_clip)
             self.optimizer.step()
         self.scheduler.step()
         return loss
 
     def _params(self) -> list[torch.nn.Parameter]:
         return [p for group in self.optimizer.param_groups for p in group["params"]]
+
+    def _clip_gradients(self, max_norm: float) -> None:
+        """Clip by the global gradient norm. With sharded Partial FC the norm includes every rank's
+        shard (all-reduced), so all ranks, and a 1-process run, apply the same factor."""
+        if not (self.info.enabled and self.cfg.partial_fc.enabled):
+            torch.nn.utils.clip_grad_norm_(self._params(), max_norm)
+            return
+        replicated = [p.grad for p in self.backbone.parameters() if p.grad is not None]
+        sharded = [p.grad for p in self.head.parameters() if p.grad is not None]
+        zero = torch.zeros((), device=self.device)
+        shard_sq = sum((g.float().pow(2).sum() for g in sharded), zero)
+        dist.all_reduce(shard_sq)
+        total = torch.sqrt(sum((g.float().pow(2).sum() for g in replicated), zero) + shard_sq)
+        factor = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+        for g in replicated + sharded:
+            g.mul_(factor.to(g.dtype))
 
     def _log_window(self, bar: tqdm, loss_sum: torch.Tensor, n: int, t0: float):
         mean_loss = float(loss_sum.item()) / max(n, 1)
