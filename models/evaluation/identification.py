@@ -70,7 +70,8 @@ def evaluate_identification(
     fpirs: tuple[float, ...] = (0.1, 0.01, 0.001),
 ) -> IdentificationResult:
     """Rank-k over enrolled probes; TPIR@FPIR when some probes are not enrolled (FPIRs that the number of
-    non-enrolled probes cannot resolve, i.e. below 1/n, are left out). Embeddings must be L2-normalised."""
+    non-enrolled probes cannot resolve, i.e. below 1/n, are left out). A search is accepted when its best
+    score is strictly above the threshold. Embeddings must be L2-normalised."""
     gallery_labels = np.asarray(gallery_labels)
     probe_labels = np.asarray(probe_labels)
     if gallery_labels.min(initial=0) < 0 or probe_labels.min(initial=0) < 0:
@@ -93,12 +94,13 @@ def evaluate_identification(
     best_score = scores[:, 0]
     best_correct = gallery_labels[idx[:, 0]] == probe_labels
     tpir: dict[float, dict[str, float]] = {}
-    non_mated = best_score[~enrolled]
+    non_mated = np.sort(best_score[~enrolled])[::-1]
     for fpir in fpirs:
-        if len(non_mated) == 0 or fpir * len(non_mated) < 1:
+        allowed = int(np.floor(fpir * len(non_mated) + 1e-9))  # non-mated searches that may pass
+        if len(non_mated) == 0 or allowed < 1:
             continue
-        # the smallest threshold at which at most fpir of the non-enrolled probes score above it
-        threshold = float(np.quantile(non_mated, 1.0 - fpir, method="higher"))
+        # accept a search whose best score is above the (allowed+1)-th highest non-mated best score
+        threshold = float(non_mated[allowed]) if allowed < len(non_mated) else -1.0
         accepted = best_correct[enrolled] & (best_score[enrolled] > threshold)
         tpir[fpir] = {
             "tpir": float(np.mean(accepted)) if enrolled.any() else float("nan"),

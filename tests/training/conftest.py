@@ -115,21 +115,13 @@ def lfw_like_bin(face_folder: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 @pytest.fixture(scope="session")
-def trained_checkpoint(
-    face_folder: Path, lfw_like_bin: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Path:
+def trained_checkpoint(face_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A checkpoint of the tiny backbone after a few steps (shared by the evaluation tests)."""
     from training.config import validate_config
     from training.trainer import Trainer
 
     out = tmp_path_factory.mktemp("run")
-    cfg = validate_config(
-        tiny_config(
-            face_folder,
-            steps=8,
-            eval={"sets": [{"name": "tiny", "bin": str(lfw_like_bin)}], "every_steps": 4},
-        )
-    )
+    cfg = validate_config(tiny_config(face_folder, steps=12, checkpoint={"every_steps": 12}))
     Trainer(cfg, out, progress=False).fit()
     return out / "checkpoint_last.pt"
 

@@ -1,0 +1,148 @@
+"""Evaluation of checkpoints: identification metrics on a hand-computed case, the .bin verification
+command with JSON and plots, checkpoint embeddings inside the pack pipeline, and 1:N over folders."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cli.main import main as cli_main
+from models.evaluation.identification import evaluate_identification
+from models.evaluation.metrics import evaluate_verification
+
+
+def _unit(*angles_deg: float) -> np.ndarray:
+    a = np.radians(angles_deg)
+    return np.stack([np.cos(a), np.sin(a)], axis=1).astype(np.float32)
+
+
+def test_identification_hand_computed() -> None:
+    # gallery: identity 0 at 0°, identity 1 at 90°, identity 2 at 180°; a distractor at 40°
+    gallery, labels = _unit(0, 90, 180), np.array([0, 1, 2])
+    # enrolled probes: id0 at 10° (nearest id0), id1 at 60° (nearest: distractor 40°, then id1 at 90°),
+    # id2 at 150° (nearest id2); non-enrolled probes (identity 7) at 45° (cos 0.9962 to the distractor) and
+    # 225° (cos 0.7071 to id2)
+    probes, probe_labels = _unit(10, 60, 150, 45, 225), np.array([0, 1, 2, 7, 7])
+    res = evaluate_identification(
+        gallery, labels, probes, probe_labels, distractors=_unit(40), ranks=(1, 2), fpirs=(0.5, 0.1)
+    )
+    assert res.rank_accuracy == {1: pytest.approx(2 / 3), 2: pytest.approx(1.0)}
+    assert (res.enrolled_probes, res.non_enrolled_probes, res.gallery_size, res.distractors) == (3, 2, 3, 1)
+    # FPIR 0.5 over 2 non-mated probes: 1 may pass, threshold = the 2nd-highest best score (cos 45°);
+    # accepted: 10° (cos 10° to id0) and 150° (cos 30° to id2); 60° is rejected (its best is the distractor)
+    assert res.tpir_at_fpir[0.5]["threshold"] == pytest.approx(np.cos(np.radians(45)), abs=1e-6)
+    assert res.tpir_at_fpir[0.5]["tpir"] == pytest.approx(2 / 3)
+    assert res.tpir_at_fpir[0.5]["fpir_measured"] == 0.5
+    assert 0.1 not in res.tpir_at_fpir  # 2 non-mated probes cannot resolve FPIR 0.1
+    # without the distractor the 60° probe is correct at rank 1
+    res = evaluate_identification(gallery, labels, probes[:3], probe_labels[:3], ranks=(1,), fpirs=(0.5,))
+    assert res.rank_accuracy[1] == 1.0 and res.tpir_at_fpir == {}  # no non-mated probe, no open-set figure
+
+
+def test_eval_bin_with_checkpoint_json_and_plots(
+    trained_checkpoint: Path, lfw_like_bin: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out, plots = tmp_path / "r.json", tmp_path / "plots"
+    assert (
+        cli_main(
+            [
+                "eval",
+                "bin",
+                "--bin",
+                str(lfw_like_bin),
+                "--checkpoint",
+                str(trained_checkpoint),
+                "--flip",
+                "--json",
+                str(out),
+                "--plots",
+                str(plots),
+            ]
+        )
+        == 0
+    )
+    report = json.loads(out.read_text())
+    assert report["n_pairs"] == 20 and report["n_same"] == 10 and report["flip"] is True
+    assert len(report["fold_accuracies"]) == 10 and 0.0 <= report["accuracy"] <= 1.0
+    # the same numbers from the embeddings computed here and the numpy protocol
+    from training.evaluation.embed import embed_crops, load_backbone
+    from training.evaluation.verification import load_bin, pair_cosines
+
+    images, issame = load_bin(lfw_like_bin)
+    backbone, _ = load_backbone(trained_checkpoint)
+    expected = evaluate_verification(pair_cosines(embed_crops(backbone, images, flip=True)), issame)
+    assert report["accuracy"] == pytest.approx(expected.accuracy)
+    assert report["tar_at_far"]["0.1"]["threshold"] == pytest.approx(expected.tar_at_far["0.1"]["threshold"])
+    assert report["tar_at_far"]["0.01"] is None  # 10 negative pairs cannot resolve FAR 1e-2
+    for png in report["plots"]:
+        assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (
+        cli_main(
+            ["eval", "bin", "--bin", str(tmp_path / "none.bin"), "--checkpoint", str(trained_checkpoint)]
+        )
+        == 1
+    )
+    assert "eval_set_not_found" in capsys.readouterr().err
+
+
+def test_flip_embedding_is_the_normalised_sum(trained_checkpoint: Path, lfw_like_bin: Path) -> None:
+    from training.evaluation.embed import embed_crops, load_backbone
+    from training.evaluation.verification import load_bin
+
+    images = np.stack(load_bin(lfw_like_bin)[0][:4])
+    backbone, _ = load_backbone(trained_checkpoint)
+    plain = embed_crops(backbone, images, flip=False)
+    assert np.allclose(np.linalg.norm(plain, axis=1), 1.0, atol=1e-5)
+    import torch
+
+    from training.evaluation.embed import crops_to_tensor
+
+    with torch.no_grad():
+        x = crops_to_tensor(images)
+        raw = backbone(x) + backbone(x.flip(-1))
+    expected = (raw / raw.norm(dim=1, keepdim=True)).numpy()
+    assert np.allclose(embed_crops(backbone, images, flip=True), expected, atol=1e-5)
+
+
+def test_eval_ident_over_aligned_folders(trained_checkpoint: Path, face_folder: Path, tmp_path: Path) -> None:
+    gallery, probes = tmp_path / "gallery", tmp_path / "probes"
+    for k, person in enumerate(sorted(face_folder.iterdir())):
+        files = sorted(person.glob("*.jpg"))
+        if k < 4:  # 4 enrolled identities: 2 gallery images each, the rest are probes
+            (gallery / person.name).mkdir(parents=True)
+            for f in files[:2]:
+                shutil.copy(f, gallery / person.name / f.name)
+        (probes / person.name).mkdir(parents=True)
+        for f in files[2:]:
+            shutil.copy(f, probes / person.name / f.name)
+    out = tmp_path / "ident.json"
+    assert (
+        cli_main(
+            [
+                "eval",
+                "ident",
+                "--gallery",
+                str(gallery),
+                "--probes",
+                str(probes),
+                "--aligned",
+                "--checkpoint",
+                str(trained_checkpoint),
+                "--ranks",
+                "1,3",
+                "--fpir",
+                "0.1",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    report = json.loads(out.read_text())
+    assert (report["enrolled_probes"], report["non_enrolled_probes"], report["gallery_size"]) == (24, 12, 8)
+    assert 0.0 <= report["rank_accuracy"]["rank1"] <= report["rank_accuracy"]["rank3"] <= 1.0
+    assert set(report["tpir_at_fpir"]) == {"0.1"}
