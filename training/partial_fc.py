@@ -22,7 +22,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from training.losses import build_loss
+from training.losses import CLASSIFICATION_LOSSES, build_loss
 from training.losses.base import ClassificationLoss, MarginContext, check_number, compute_dtype
 
 
@@ -123,17 +123,20 @@ class PartialFC(nn.Module):
         **hyperparameters: Any,
     ) -> None:
         super().__init__()
+        unsupported = ValueError(
+            "Partial FC needs a classification loss whose logits are elementwise in cos θ_j "
+            f"(every classification loss but softmax, without aux terms); got {loss!r}"
+        )
         if isinstance(loss, str):
+            if loss not in CLASSIFICATION_LOSSES or "aux" in hyperparameters:
+                raise unsupported
             margin = build_loss(loss, embedding_size, num_classes, allocate_weight=False, **hyperparameters)
         else:
             if hyperparameters:
                 raise ValueError("pass hyperparameters either to the loss module or by name, not both")
             margin = loss
         if not isinstance(margin, ClassificationLoss) or not margin.supports_partial_fc:
-            raise ValueError(
-                f"Partial FC needs a classification loss whose logits are elementwise in cos θ_j "
-                f"(every classification loss but softmax, without aux terms); got {loss!r}"
-            )
+            raise unsupported
         if margin.num_classes != num_classes or margin.embedding_size != embedding_size:
             raise ValueError("the loss module's num_classes/embedding_size differ from Partial FC's")
         self.sample_rate = check_number("sample_rate", sample_rate, low=1e-9, high=1.0)

@@ -179,6 +179,13 @@ class ClassificationLoss(nn.Module):
         """The [B, C] logits after margin and scale, with the current state (no state update)."""
         return self._logits(embeddings, labels, update=False)
 
+    @torch.no_grad()
+    def scores(self, embeddings: Tensor) -> Tensor:
+        """Margin-free [B, C] class scores for prediction (argmax): cos θ_j, or W_jᵀx(+b) if unnormalised."""
+        with torch.autocast(device_type=embeddings.device.type, enabled=False):
+            dtype = compute_dtype(embeddings)
+            return self.class_cosine(F.normalize(embeddings.to(dtype), dim=1), self.weight.to(dtype))
+
     def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:
         logits = self._logits(embeddings, labels, update=self.training)
         loss = F.cross_entropy(logits, labels.long())

@@ -34,6 +34,10 @@ class Softmax(ClassificationLoss):
             bias = None if self.bias is None else self.bias.to(dtype)
             return F.linear(embeddings.to(dtype), self.weight.to(dtype), bias)
 
+    @torch.no_grad()
+    def scores(self, embeddings: Tensor) -> Tensor:
+        return self._logits(embeddings, torch.zeros(embeddings.shape[0], dtype=torch.long), update=False)
+
 
 class NormFace(ScaledCosineLoss):
     """N-Softmax: every logit is s·cos θ_j (no margin)."""

@@ -83,6 +83,13 @@ class LSoftmax(ClassificationLoss):
         blended = (lam * target + psi(target, self.m)) / (1.0 + lam)
         return self.put_target(logits, ctx, target_scale * blended, target_scale * target)
 
+    @torch.no_grad()
+    def scores(self, embeddings: Tensor) -> Tensor:
+        if self.normalize_weight:
+            return super().scores(embeddings)
+        with torch.autocast(device_type=embeddings.device.type, enabled=False):
+            return embeddings.float() @ self.weight.float().t()
+
 
 class SphereFace(LSoftmax):
     """A-Softmax: as L-Softmax with ‖W_j‖ = 1, so logits are ‖x‖·cos θ_j."""
