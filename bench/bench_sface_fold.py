@@ -33,11 +33,14 @@ from models.packs.default_pack import (
 
 
 def ms_per_face(run, batch: np.ndarray, repeats: int) -> float:
+    """Best-of-``repeats`` milliseconds per face (the minimum is the least disturbed by other load)."""
     run(batch)  # warm-up
-    start = time.perf_counter()
+    times = []
     for _ in range(repeats):
+        start = time.perf_counter()
         run(batch)
-    return (time.perf_counter() - start) / repeats / len(batch) * 1000
+        times.append(time.perf_counter() - start)
+    return min(times) / len(batch) * 1000
 
 
 def minimal_int8_yunet(source: Path):
@@ -71,7 +74,7 @@ def bench_yunet(repeats: int) -> None:
     diff = max(
         float(np.abs(a - b).max()) for a, b in zip(reference, ours.run(None, {"input": image}), strict=True)
     )
-    print(f"\nYuNet 640x640, astronaut, 1 thread ({repeats} repeats); max |output difference| {diff:.2e}")
+    print(f"\nYuNet 640x640, astronaut, 1 thread (best of {repeats}); max |output difference| {diff:.2e}")
     for name, session in (("int8 (minimal repair)", int8), ("float32 (folded, default pack)", ours)):
         ms = ms_per_face(lambda batch, session=session: session.run(None, {"input": batch}), image, repeats)
         print(f"{name:<34} {ms:8.2f} ms/image")
@@ -79,7 +82,9 @@ def bench_yunet(repeats: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=20, help="timed runs per (model, batch)")
+    parser.add_argument(
+        "--repeats", type=int, default=20, help="timed runs per (model, batch); best reported"
+    )
     args = parser.parse_args()
 
     import cv2
@@ -100,7 +105,7 @@ def main() -> None:
     }
     int8 = sessions["int8 (repaired, as published)"]
     reference = np.concatenate([int8.run(None, {"data": x[i : i + 1]})[0] for i in range(len(x))])
-    print(f"inputs: {described}; ONNX Runtime, 1 intra-op thread, {args.repeats} repeats")
+    print(f"inputs: {described}; ONNX Runtime, 1 intra-op thread, best of {args.repeats} runs")
     print(f"{'model':<34} {'batch 1 ms/face':>16} {'batch 32 ms/face':>17} {'min cos vs int8':>16}")
     for name, session in sessions.items():
         fixed_batch = session.get_inputs()[0].shape[0] == 1
