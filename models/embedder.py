@@ -40,10 +40,10 @@ class Embedder:
         self.fixed_batch = batch if isinstance(batch, int) and batch > 0 else None
         self.crop_size = height if isinstance(height, int) else (entry.input_size or (112, 112))[1]
         self.max_batch = self.fixed_batch or int(max_batch or DEFAULT_MAX_BATCH)
-        rgb = entry.color_order == "RGB"
-        self._channel_order = [2, 1, 0] if rgb else [0, 1, 2]
+        self._rgb = entry.color_order == "RGB"
         self._mean = np.asarray(entry.mean, dtype=np.float32).reshape(1, 3, 1, 1)
         self._inv_std = (1.0 / np.asarray(entry.std, dtype=np.float32)).reshape(1, 3, 1, 1)
+        self._identity_norm = not self._mean.any() and bool((self._inv_std == 1).all())
         out_dim = self.session.get_outputs()[0].shape[-1]
         self.embedding_size = int(entry.embedding_size or out_dim)
         if isinstance(out_dim, int) and entry.embedding_size and out_dim != entry.embedding_size:
@@ -54,9 +54,12 @@ class Embedder:
 
     def preprocess(self, crops: np.ndarray) -> np.ndarray:
         """N×S×S×3 uint8 BGR to the N×3×S×S float32 tensor the model takes."""
-        blob = crops[..., self._channel_order].transpose(0, 3, 1, 2).astype(np.float32)
-        blob -= self._mean
-        blob *= self._inv_std
+        ordered = crops[..., ::-1] if self._rgb else crops
+        blob = np.empty((len(crops), 3) + crops.shape[1:3], dtype=np.float32)
+        np.copyto(blob, ordered.transpose(0, 3, 1, 2), casting="unsafe")
+        if not self._identity_norm:
+            blob -= self._mean
+            blob *= self._inv_std
         return blob
 
     def embed(self, crops: np.ndarray, *, flip: bool = False) -> np.ndarray:

@@ -153,6 +153,13 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarr
     return np.asarray(keep, dtype=np.int64)
 
 
+def hwc_to_nchw_float(image: np.ndarray) -> np.ndarray:
+    """H×W×C uint8 (any strides) to a new 1×C×H×W float32 array in one pass."""
+    blob = np.empty((1, image.shape[2], image.shape[0], image.shape[1]), dtype=np.float32)
+    np.copyto(blob[0], image.transpose(2, 0, 1), casting="unsafe")
+    return blob
+
+
 def _ceil32(value: int) -> int:
     return int(math.ceil(value / 32) * 32)
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
-from models.detectors.base import Detector
+from models.detectors.base import Detector, hwc_to_nchw_float
 
 _LEVELS = {6: (3, False), 9: (3, True), 10: (5, False), 15: (5, True)}
 _STRIDES = (8, 16, 32, 64, 128)
@@ -31,10 +30,10 @@ class SCRFDDetector(Detector):
         self._centres: dict[tuple[int, int, int], np.ndarray] = {}
 
     def make_blob(self, canvas_bgr: np.ndarray) -> np.ndarray:
-        height, width = canvas_bgr.shape[:2]
-        return cv2.dnn.blobFromImage(
-            canvas_bgr, 1.0 / 128.0, (width, height), (127.5, 127.5, 127.5), swapRB=True
-        )
+        blob = hwc_to_nchw_float(canvas_bgr[:, :, ::-1])  # RGB
+        blob -= 127.5
+        blob *= 1.0 / 128.0
+        return blob
 
     def decode(self, outputs, height, width, threshold):
         groups: dict[int, list[np.ndarray]] = {1: [], 4: [], 10: []}

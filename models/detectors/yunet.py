@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.detectors.base import Detector
+from models.detectors.base import Detector, hwc_to_nchw_float
 
 _STRIDES = (8, 16, 32)
 _HEADS = ("cls", "obj", "bbox", "kps")
@@ -36,7 +36,7 @@ class YuNetDetector(Detector):
             }
 
     def make_blob(self, canvas_bgr: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(canvas_bgr.transpose(2, 0, 1)[None], dtype=np.float32)
+        return hwc_to_nchw_float(canvas_bgr)
 
     def decode(self, outputs, height, width, threshold):
         all_boxes, all_scores, all_kps = [], [], []
