@@ -184,7 +184,11 @@ class Repository:
 
     # faces
     def add_faces(self, gallery: Gallery, subject_id: int, faces: Sequence[NewFace]) -> list[int]:
-        """Store faces and their change-log entries in one transaction; returns their ids."""
+        """Store faces of one subject and their change-log entries in one transaction; returns their ids."""
+        return self.add_faces_many(gallery, [(subject_id, f) for f in faces])
+
+    def add_faces_many(self, gallery: Gallery, items: Sequence[tuple[int, NewFace]]) -> list[int]:
+        """Store (subject id, face) pairs and their change-log entries in one transaction; face ids."""
         records = [
             FaceRecord(
                 subject_id=subject_id,
@@ -197,13 +201,13 @@ class Repository:
                 det_score=f.det_score,
                 source=f.source,
             )
-            for f in faces
+            for subject_id, f in items
         ]
         with self.session() as s:
             s.add_all(records)
             s.flush()
             s.add_all(
-                Change(gallery_id=gallery.id, kind="face_add", subject_id=subject_id, face_id=r.id)
+                Change(gallery_id=gallery.id, kind="face_add", subject_id=r.subject_id, face_id=r.id)
                 for r in records
             )
         return [int(r.id) for r in records]
