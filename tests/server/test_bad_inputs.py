@@ -164,6 +164,8 @@ def test_management_errors_and_store_intact(sqlite_client, good_jpeg, astronaut_
         results[2]["error"]["code"] == "bad_image" and results[2]["error"]["image_error"] == "corrupt_image"
     )
     _expect(c.post("/galleries/g/subjects/ann/faces", files=[files[1]]), 422, "no_face")
+    _expect(c.post("/galleries/g/enroll", data={"subject": "new"}, files=[files[1]]), 422, "no_face")
+    assert c.get("/galleries/g/subjects/new").status_code == 404  # no empty subject left behind
     _expect(c.post("/galleries/g/subjects/ann/faces", files=files + files[:1]), 413, "too_many_images")
     _expect(
         c.post("/galleries/g/subjects/ann/faces", json={"images": ["a", "b", "c", "d"]}),

@@ -66,8 +66,12 @@ async def enroll_by_name(gallery: str, request: Request, ctx: CtxDep) -> JSONRes
         raise ApiError(422, "invalid_request", "subject: field required")
     owner = await asyncio.to_thread(ctx.galleries.get, gallery)
     ctx.galleries.engine_for(owner)  # refuse before creating a subject we could not fill
-    found = await asyncio.to_thread(ctx.repo.get_or_create_subject, owner.id, params.subject)
-    return await _enroll(request, ctx, owner, found, payload)
+    existing = await asyncio.to_thread(ctx.repo.get_subject_by_name, owner.id, params.subject)
+    found = existing or await asyncio.to_thread(ctx.repo.get_or_create_subject, owner.id, params.subject)
+    response = await _enroll(request, ctx, owner, found, payload)
+    if existing is None and response.status_code != 201:  # leave no empty subject behind
+        await asyncio.to_thread(ctx.repo.delete_subject, owner.id, found.id)
+    return response
 
 
 @router.get("/subjects/{subject}/faces", dependencies=[AnyKey])
