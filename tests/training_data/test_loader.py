@@ -43,10 +43,11 @@ def test_sampler_shards_a_global_batch_across_ranks():
 def test_same_seed_same_batches_and_flips_with_or_without_workers(identity_folder: Path):
     ds = ImageFolderDataset(identity_folder, build_transform(train=True))
     plain = ImageFolderDataset(identity_folder)
-    state = np.random.get_state()[1].copy()
+    state, torch_state = np.random.get_state()[1].copy(), torch.get_rng_state()
     in_process = build_train_loader(ds, batch_size=4, workers=0, seed=11)
     reference = batches(in_process, epoch=2)
-    assert np.array_equal(np.random.get_state()[1], state)  # the trainer's RNG stream is left alone
+    assert np.array_equal(np.random.get_state()[1], state)  # the trainer's RNG streams are left alone
+    assert torch.equal(torch.get_rng_state(), torch_state)
     assert len(reference) == 3 and reference[0][0].shape == (4, 3, 112, 112)
     workers = build_train_loader(ds, batch_size=4, workers=2, seed=11)
     for (a, la), (b, lb) in zip(reference, batches(workers, epoch=2), strict=True):

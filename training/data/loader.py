@@ -77,7 +77,7 @@ class SeededSamples(Dataset):
             saved = random.getstate(), np.random.get_state(), torch.random.get_rng_state()
         random.seed(seed)
         np.random.seed(seed)
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)  # CPU only: CUDA generators are not touched
         try:
             return self.dataset[index]
         finally:
@@ -132,5 +132,6 @@ def build_train_loader(
         drop_last=True,
         pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
         worker_init_fn=_worker_init if workers > 0 else None,
+        generator=torch.Generator().manual_seed(seed),  # loader start-up leaves the global RNG alone
         **extra,
     )
