@@ -127,7 +127,10 @@ def test_cli_train_resume_and_errors(
     assert "checkpoint_not_found" in capsys.readouterr().err
     assert cli_main(["train", str(config), "--set", "loss.name=nosuchloss", "--out", str(out)]) == 1
     assert "nosuchloss" in capsys.readouterr().err
-    assert cli_main(["train", str(config), "--set", "data.root=" + str(tmp_path / "missing")]) == 1
+    assert (
+        cli_main(["train", str(config), "--out", str(out), "--set", "data.root=" + str(tmp_path / "missing")])
+        == 1
+    )
     assert "missing" in capsys.readouterr().err
 
 
