@@ -1,4 +1,4 @@
-"""Fixtures of the export tests: real aligned faces, an untrained checkpoint, a small .bin verification set."""
+"""Export test fixtures: real aligned faces, untrained checkpoints, a small .bin verification set."""
 
 from __future__ import annotations
 
@@ -62,5 +62,17 @@ def mobilefacenet_checkpoint(tmp_path_factory: pytest.TempPathFactory, reference
     from training.export.random_checkpoint import random_checkpoint
 
     return random_checkpoint(
-        tmp_path_factory.mktemp("ckpt") / "mobilefacenet.pt", "mobilefacenet", reference_faces, embedding_size=128
+        tmp_path_factory.mktemp("ckpt") / "mobilefacenet.pt", "mobilefacenet", reference_faces,
+        embedding_size=128,
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory, reference_faces: np.ndarray) -> Path:
+    """A checkpoint of ``tiny_backbone`` (same layer types as the real backbones, ~1000× cheaper)."""
+    from training.export.random_checkpoint import random_checkpoint
+
+    return random_checkpoint(
+        tmp_path_factory.mktemp("ckpt") / "tiny.pt", "tests.export.tiny_backbone:build", reference_faces,
+        embedding_size=64,
     )

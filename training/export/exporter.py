@@ -6,6 +6,7 @@ export (parity, evaluation, anything) leaves no half-written pack behind.
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -49,7 +50,19 @@ class ExportOptions:
         return "int8" if self.int8_calibration else "fp16" if self.fp16 else "fp32"
 
 
+PACK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+def default_pack_name(backbone: str, checkpoint: Path) -> str:
+    """``<backbone>-<checkpoint stem>`` with characters a pack name cannot hold replaced by ``-``."""
+    stem = checkpoint.stem if checkpoint.suffix else checkpoint.name
+    backbone = backbone.rsplit(":", 1)[-1] if ":" in backbone else backbone
+    return re.sub(r"[^A-Za-z0-9_.\-]+", "-", f"{backbone}-{stem}").strip("-.") or "exported"
+
+
 def _check_options(opts: ExportOptions) -> None:
+    if opts.name is not None and not PACK_NAME.match(opts.name):
+        raise ExportError(f"pack name {opts.name!r}: use letters, digits, '_', '.', '-'", "export_failed")
     if opts.fp16 and opts.int8_calibration:
         raise ExportError("choose one of --fp16 and --int8-calibration", code="export_failed")
     if opts.eval_bin and opts.eval_pairs:
@@ -101,7 +114,7 @@ def export_pack(opts: ExportOptions) -> dict:
     _check_options(opts)
     bar = tqdm(total=6, desc="export", unit="step")
     ckpt = load_checkpoint(opts.checkpoint)
-    name = opts.name or f"{ckpt.backbone}-{Path(opts.checkpoint).stem}".replace("_", "-")
+    name = opts.name or default_pack_name(ckpt.backbone, Path(opts.checkpoint))
     det_dir, det_manifest = resolve_pack(opts.detector_from, verify=True)
     det_entry = det_manifest.model("detector")
     faces = faces_from_dir(opts.faces, limit=64, pack=det_dir) if opts.faces else sample_faces(det_dir)

@@ -38,10 +38,11 @@ def random_checkpoint(
     """Write an untrained ``backbone`` checkpoint (trainer key layout) with settled BatchNorm statistics."""
     import torch
 
-    from training.backbones import build_backbone
+    from training.build import build_backbone_from_config
 
     torch.manual_seed(seed)
-    model = build_backbone(backbone, embedding_size=embedding_size, dropout=0.0)
+    config = {"backbone": backbone, "embedding_size": embedding_size, "dropout": 0.0}
+    model = build_backbone_from_config(config)
     # Small batches are enough; augment with flips so BatchNorm1d sees more than a handful of rows.
     crops = np.concatenate([crops_bgr, crops_bgr[:, :, ::-1]])
     settle_batchnorm(model, crops)
