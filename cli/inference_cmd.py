@@ -72,8 +72,8 @@ def _print(data: dict) -> None:
 def run_detect(args: argparse.Namespace) -> int:
     from models.images import read_image
 
+    image = read_image(args.image)  # bad input fails before any model is loaded
     pipeline = load_pipeline(args)
-    image = read_image(args.image)
     faces = pipeline.detect(
         image, score_threshold=args.score_threshold, max_faces=args.max_faces, min_size=args.min_size
     )
@@ -93,12 +93,10 @@ def run_detect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _embed_one(pipeline, path: Path, index: int | None, flip: bool):
+def _embed_one(pipeline, image, path: Path, index: int | None, flip: bool):
     from models.errors import MarginFaceError
-    from models.images import read_image
     from models.pipeline import select_face
 
-    image = read_image(path)
     faces = pipeline.detect(image)
     try:
         face = select_face(faces, index)
@@ -111,8 +109,11 @@ def _embed_one(pipeline, path: Path, index: int | None, flip: bool):
 
 
 def run_embed(args: argparse.Namespace) -> int:
+    from models.images import read_image
+
+    image = read_image(args.image)
     pipeline = load_pipeline(args)
-    face, info = _embed_one(pipeline, args.image, args.face, args.flip)
+    face, info = _embed_one(pipeline, image, args.image, args.face, args.flip)
     _print(
         {
             "image": str(args.image),
@@ -127,9 +128,12 @@ def run_embed(args: argparse.Namespace) -> int:
 
 
 def run_compare(args: argparse.Namespace) -> int:
+    from models.images import read_image
+
+    image1, image2 = read_image(args.image1), read_image(args.image2)
     pipeline = load_pipeline(args)
-    face1, info1 = _embed_one(pipeline, args.image1, args.face1, args.flip)
-    face2, info2 = _embed_one(pipeline, args.image2, args.face2, args.flip)
+    face1, info1 = _embed_one(pipeline, image1, args.image1, args.face1, args.flip)
+    face2, info2 = _embed_one(pipeline, image2, args.image2, args.face2, args.flip)
     similarity = pipeline.similarity(face1.embedding, face2.embedding)
     threshold = pipeline.threshold if args.threshold is None else args.threshold
     _print(
@@ -163,9 +167,9 @@ def draw_faces(image, faces, out: Path) -> None:
             label,
             (x1, max(y1 - 4, 12)),
             cv2.FONT_HERSHEY_SIMPLEX,
-            0.4 * thickness + 0.1,
+            0.25 * thickness + 0.2,
             (0, 255, 0),
-            thickness,
+            max(1, thickness - 1),
             cv2.LINE_AA,
         )
         for (x, y), colour in zip(face.landmarks, LANDMARK_COLOURS, strict=True):

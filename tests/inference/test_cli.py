@@ -137,20 +137,23 @@ def test_eval_pairs_end_to_end(capsys, default_pack, tiny_lfw, tmp_path):
     assert data["images_detected"] == 12 and data["images_fallback_aligned"] == 1
     assert data["pairs_with_fallback_or_failure"] == 1 and data["pairs_scored_as_nonmatch_for_failure"] == 0
     assert "embedding images" in err  # the progress bar
-    code, data, _ = run(
-        capsys,
+    small = tmp_path / "small_pairs.txt"  # 2 folds of 1 + 1 pairs, 5 images
+    small.write_text("2 1\nPerson_0 1 2\nPerson_6 1 Person_0 1\nPerson_1 1 2\nPerson_1 1 Person_0 2\n")
+    argv = [
         "eval",
         "pairs",
         "--images",
         images,
         "--pairs",
-        pairs,
+        small,
         "--pack",
         default_pack,
         "--no-face",
         "reject",
-    )
-    assert data["images_no_face"] == 1 and data["pairs_scored_as_nonmatch_for_failure"] == 1
+    ]
+    code, data, _ = run(capsys, *argv)
+    assert code == 0 and data["images"] == 5 and data["images_no_face"] == 1
+    assert data["pairs_scored_as_nonmatch_for_failure"] == 1 and data["images_fallback_aligned"] == 0
 
 
 def test_eval_pairs_bad_inputs(capsys, default_pack, tiny_lfw, tmp_path):
