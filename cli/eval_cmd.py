@@ -48,6 +48,10 @@ def run_pairs(args: argparse.Namespace) -> int:
             f"{len(missing)} image(s) of the pairs file are missing, e.g. {missing[0]}", code="not_found"
         )
     pipeline = load_pipeline(args)
+    if getattr(args, "checkpoint", None) is not None:  # eval pairs --checkpoint (cli.eval_train_cmd)
+        from cli.eval_train_cmd import apply_checkpoint
+
+        pipeline = apply_checkpoint(pipeline, args)
     n_folds = len({pair[3] for pair in pairs})
     result = evaluate_pairs(
         pipeline, pairs, flip=args.flip, workers=args.workers, no_face=args.no_face, n_folds=n_folds
