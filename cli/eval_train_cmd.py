@@ -89,33 +89,52 @@ def _emit(data: dict, out: Path | None) -> None:
 
 
 def run_bin(args: argparse.Namespace) -> int:
-    import numpy as np
+    import time
 
-    from training.evaluation.verification import load_bin, pair_cosines, verification_report, write_plots
+    import numpy as np
+    from tqdm import tqdm
+
+    from training.evaluation.verification import (
+        embed_bin_images,
+        load_bin,
+        pair_cosines,
+        verification_report,
+        write_plots,
+    )
 
     images, issame = load_bin(args.bin)
+    start = time.perf_counter()
     if args.checkpoint is not None:
         from training.evaluation.embed import embed_crops, load_backbone
 
         backbone, _ = load_backbone(args.checkpoint, args.device)
-        embeddings = embed_crops(
-            backbone, images, flip=args.flip, batch_size=args.batch_size, device=args.device, progress=True
-        )
+
+        def embed(crops):
+            return embed_crops(
+                backbone, crops, flip=args.flip, batch_size=args.batch_size, device=args.device, progress=True
+            )
+
         source = {"checkpoint": str(args.checkpoint)}
     else:
         from cli.inference_cmd import load_pipeline
 
         pipeline = load_pipeline(args)
-        embeddings = np.concatenate(
-            [
-                pipeline.embed_crops(np.stack(images[i : i + args.batch_size]), flip=args.flip)
-                for i in range(0, len(images), args.batch_size)
-            ]
-        )
+
+        def embed(crops):
+            chunks = range(0, len(crops), args.batch_size)
+            return np.concatenate(
+                [
+                    pipeline.embed_crops(np.stack(crops[i : i + args.batch_size]), flip=args.flip)
+                    for i in tqdm(chunks, unit="batch", desc="embedding")
+                ]
+            )
+
         source = {"pack": pipeline.pack_name}
+    embeddings = embed_bin_images(embed, images)
+    seconds = time.perf_counter() - start
     cos = pair_cosines(embeddings)
     data = verification_report(cos, issame)
-    data.update(source, bin=str(args.bin), flip=args.flip)
+    data.update(source, bin=str(args.bin), flip=args.flip, embed_seconds=round(seconds, 1))
     if args.plots:
         data["plots"] = write_plots(cos, issame, args.plots, args.bin.stem)
     _emit(data, args.json)

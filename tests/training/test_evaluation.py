@@ -146,3 +146,19 @@ def test_eval_ident_over_aligned_folders(trained_checkpoint: Path, face_folder: 
     assert (report["enrolled_probes"], report["non_enrolled_probes"], report["gallery_size"]) == (24, 12, 8)
     assert 0.0 <= report["rank_accuracy"]["rank1"] <= report["rank_accuracy"]["rank3"] <= 1.0
     assert set(report["tpir_at_fpir"]) == {"0.1"}
+
+
+def test_each_distinct_crop_is_embedded_once() -> None:
+    from training.evaluation.verification import embed_bin_images
+
+    rng = np.random.default_rng(0)
+    a, b = (rng.integers(0, 255, (112, 112, 3), dtype=np.uint8) for _ in range(2))
+    seen: list[int] = []
+
+    def embed(crops: list[np.ndarray]) -> np.ndarray:
+        seen.append(len(crops))
+        return np.array([[float(c.mean())] for c in crops])
+
+    out = embed_bin_images(embed, [a, b, a.copy(), b, a])
+    assert seen == [2]
+    assert out[:, 0].tolist() == [a.mean(), b.mean(), a.mean(), b.mean(), a.mean()]
