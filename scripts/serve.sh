@@ -13,7 +13,7 @@ fi
 no_auth=0
 for arg in "$@"; do [ "$arg" = "--no-auth" ] && no_auth=1; done
 if [ "$no_auth" = 0 ]; then
-  key=$(.venv/bin/marginface keys create --admin --name first-admin --if-none)
+  key=$(.venv/bin/marginface keys create --admin --name first-admin --if-none 2>/dev/null)
   if [ -n "$key" ]; then
     echo "================================================================================"
     echo "First run: an admin API key was created. It is shown only this once; keep it:"

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.store.models import FaceRecord, Subject
+from app.store.models import FaceRecord, Subject, iso
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
 
@@ -40,8 +40,8 @@ def subject_json(subject: Subject, faces: int | None = None) -> dict[str, Any]:
         "id": subject.id,
         "name": subject.name,
         "metadata": subject.meta or {},
-        "created_at": subject.created_at.isoformat(),
-        "updated_at": subject.updated_at.isoformat(),
+        "created_at": iso(subject.created_at),
+        "updated_at": iso(subject.updated_at),
     }
     if faces is not None:
         body["faces"] = faces
@@ -57,5 +57,5 @@ def face_json(face: FaceRecord) -> dict[str, Any]:
         "score": face.det_score,
         "source": face.source,
         "pack": {"name": face.pack_name, "version": face.pack_version},
-        "created_at": face.created_at.isoformat(),
+        "created_at": iso(face.created_at),
     }

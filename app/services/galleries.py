@@ -7,7 +7,7 @@ from typing import Any
 from app.errors import ApiError, not_found
 from app.search.registry import IndexRegistry
 from app.services.engines import Engines
-from app.store.models import Gallery, Subject
+from app.store.models import Gallery, Subject, iso
 from app.store.repository import DuplicateError, Repository
 
 INDEX_KINDS = ("flat", "ivf", "hnsw")
@@ -67,7 +67,7 @@ class GalleryService:
             "index": {"kind": gallery.index_kind, "faiss": index.describe(), "faces": index.size},
             "subjects": subjects,
             "faces": faces,
-            "created_at": gallery.created_at.isoformat(),
+            "created_at": iso(gallery.created_at),
         }
 
     def delete(self, name: str) -> None:

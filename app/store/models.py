@@ -27,6 +27,11 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def iso(moment: datetime) -> str:
+    """ISO 8601 in UTC (SQLite hands back naive datetimes; they were written in UTC)."""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).isoformat()
+
+
 class Base(DeclarativeBase):
     pass
 
