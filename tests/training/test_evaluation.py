@@ -162,3 +162,49 @@ def test_each_distinct_crop_is_embedded_once() -> None:
     out = embed_bin_images(embed, [a, b, a.copy(), b, a])
     assert seen == [2]
     assert out[:, 0].tolist() == [a.mean(), b.mean(), a.mean(), b.mean(), a.mean()]
+
+
+def test_eval_pairs_with_checkpoint_uses_the_checkpoint_backbone(
+    trained_checkpoint: Path, default_pack: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Raw (unaligned) images: the pack detects and aligns, the checkpoint embeds."""
+    import cv2
+
+    from tests.training.conftest import T1_LANDMARKS, t1_image
+
+    img = t1_image()
+    images = tmp_path / "images"
+    for k, landmarks in enumerate(T1_LANDMARKS[:4]):
+        cx, cy = np.mean(np.array(landmarks), axis=0).astype(int)
+        folder = images / f"P{k}"
+        folder.mkdir(parents=True)
+        for i, shift in enumerate((0, 6)):  # two views of each face: 160×160 windows, shifted
+            x0, y0 = max(cx - 80 + shift, 0), max(cy - 80 - shift, 0)
+            cv2.imwrite(str(folder / f"P{k}_{i + 1:04d}.jpg"), img[y0 : y0 + 160, x0 : x0 + 160])
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("2 2\nP0 1 2\nP1 1 2\nP0 1 P1 2\nP1 1 P0 1\nP2 1 2\nP3 1 2\nP2 1 P3 2\nP3 1 P2 1\n")
+    out = tmp_path / "pairs.json"
+    assert (
+        cli_main(
+            [
+                "eval",
+                "pairs",
+                "--images",
+                str(images),
+                "--pairs",
+                str(pairs),
+                "--pack",
+                str(default_pack),
+                "--checkpoint",
+                str(trained_checkpoint),
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    report = json.loads(out.read_text())
+    assert report["n_pairs"] == 8 and "checkpoint:checkpoint_last.pt" in report["pack"]
+    assert report["providers"]["recogniser"] == ["torch:cpu"]
+    assert report["images_detected"] == 8
+    capsys.readouterr()
