@@ -250,9 +250,15 @@ class Trainer:
             metric = self._evaluator.best_metric_value(self.last_eval, self.cfg.eval.best_metric)
             summary = ", ".join(f"{k} acc {r['accuracy'] * 100:.2f}%" for k, r in self.last_eval.items())
             tqdm.write(f"[step {self.step}] eval: {summary}")
-            if self.best_metric is None or metric > self.best_metric:
+            improved = self.best_metric is None or metric > self.best_metric
+            if improved:
                 self.best_metric = metric
-                atomic_save(self._state(), self.out_dir / "checkpoint_best.pt")
+        else:
+            improved = False
+        if broadcast_flag(self.info, improved):  # every rank contributes its RNG / Partial FC shard
+            rank_states = self._gather_rank_states()
+            if self.info.is_main:
+                atomic_save(self._state(rank_states), self.out_dir / "checkpoint_best.pt")
         barrier(self.info)
 
     # ---------------------------------------------------------------------------------- checkpoints
@@ -283,13 +289,17 @@ class Trainer:
             local["optimizer"] = self.optimizer.state_dict()
         return local
 
+    def _gather_rank_states(self) -> list[dict[str, Any]] | None:
+        """Every rank's local state (a collective call: all ranks must make it)."""
+        if not self.info.enabled:
+            return None
+        gathered: list[Any] = [None] * self.info.world_size
+        dist.all_gather_object(gathered, self._rank_local())
+        return gathered
+
     def save(self) -> Path | None:
         """Write ``step_XXXXXX.pt`` and ``checkpoint_last.pt`` (rank 0; other ranks send their state)."""
-        rank_states = None
-        if self.info.enabled:
-            gathered: list[Any] = [None] * self.info.world_size
-            dist.all_gather_object(gathered, self._rank_local())
-            rank_states = gathered
+        rank_states = self._gather_rank_states()
         path = None
         if self.info.is_main:
             path = save_step_checkpoint(self._state(rank_states), self.out_dir, self.cfg.checkpoint.keep_last)

@@ -24,7 +24,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _config(root: Path, batch_size: int, partial_fc: bool) -> dict:
+def _config(root: Path, batch_size: int, partial_fc: bool, bin_path: Path) -> dict:
     return tiny_config(
         root,
         batch_size=batch_size,
@@ -34,10 +34,11 @@ def _config(root: Path, batch_size: int, partial_fc: bool) -> dict:
         loss={"name": "cosface", "s": 16, "m": 0.2},
         checkpoint={"every_steps": 4},
         partial_fc={"enabled": partial_fc, "sample_rate": 1.0},
+        eval={"sets": [{"name": "tiny", "bin": str(bin_path)}], "every_steps": 2},
     )
 
 
-def _worker(rank: int, world: int, port: int, root: str, out: str) -> None:
+def _worker(rank: int, world: int, port: int, root: str, out: str, bin_path: str) -> None:
     os.environ.update(
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
@@ -53,14 +54,14 @@ def _worker(rank: int, world: int, port: int, root: str, out: str) -> None:
     info = init_distributed("cpu")
     try:
         for name, partial_fc in VARIANTS.items():
-            cfg = validate_config(_config(Path(root), 8 // world, partial_fc))
+            cfg = validate_config(_config(Path(root), 8 // world, partial_fc, Path(bin_path)))
             Trainer(cfg, Path(out) / name, progress=False, dist_info=info).fit()
     finally:
         cleanup(info)
 
 
 def test_two_processes_match_one_process(
-    face_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    face_folder: Path, lfw_like_bin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
         monkeypatch.delenv(var, raising=False)
@@ -69,9 +70,12 @@ def test_two_processes_match_one_process(
 
     for name, partial_fc in VARIANTS.items():
         Trainer(
-            validate_config(_config(face_folder, 8, partial_fc)), tmp_path / "one" / name, progress=False
+            validate_config(_config(face_folder, 8, partial_fc, lfw_like_bin)),
+            tmp_path / "one" / name,
+            progress=False,
         ).fit()
-    mp.spawn(_worker, args=(2, _free_port(), str(face_folder), str(tmp_path / "two")), nprocs=2, join=True)
+    args = (2, _free_port(), str(face_folder), str(tmp_path / "two"), str(lfw_like_bin))
+    mp.spawn(_worker, args=args, nprocs=2, join=True)
 
     for name, partial_fc in VARIANTS.items():
         single = torch.load(tmp_path / "one" / name / "checkpoint_last.pt", weights_only=False)
@@ -86,3 +90,11 @@ def test_two_processes_match_one_process(
         else:
             weight = double["loss"]["weight"]
         torch.testing.assert_close(weight, single["loss"]["weight"], rtol=1e-5, atol=1e-6, msg=name)
+        # the best checkpoint (written after an evaluation on rank 0) also holds every rank's state
+        best = torch.load(tmp_path / "two" / name / "checkpoint_best.pt", weights_only=False)
+        assert best["step"] in (2, 4) and len(best["rank_states"]) == 2
+        assert best["eval"]["tiny"]["accuracy"] == pytest.approx(
+            torch.load(tmp_path / "one" / name / "checkpoint_best.pt", weights_only=False)["eval"]["tiny"][
+                "accuracy"
+            ]
+        )
