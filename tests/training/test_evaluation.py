@@ -208,3 +208,56 @@ def test_eval_pairs_with_checkpoint_uses_the_checkpoint_backbone(
     assert report["providers"]["recogniser"] == ["torch:cpu"]
     assert report["images_detected"] == 8
     capsys.readouterr()
+
+
+class _AngleFromIntensity:
+    """A deterministic 'backbone': a uniform crop of grey level v embeds at angle v degrees on the unit
+    circle (flip-invariant), so pair distances are known exactly."""
+
+    training = False
+
+    def eval(self):
+        return self
+
+    def train(self, mode: bool = True):
+        return self
+
+    def __call__(self, x):
+        import torch
+
+        grey = torch.round(x.mean(dim=(1, 2, 3)) * 127.5 + 127.5)
+        angle = torch.deg2rad(grey)
+        return torch.stack([torch.cos(angle), torch.sin(angle)], dim=1)
+
+
+def test_bin_protocol_hand_computed(tmp_path: Path) -> None:
+    """20 pairs in 10 folds of (same, different). Same pairs are 10° apart (distance 2 − 2·cos 10° = 0.0304),
+    different pairs 90° (distance 2). Fold 0 has a hard same pair (100°, distance 2.35) and fold 1 a hard
+    different pair (5°, distance 0.0076). Every fold's training folds pick threshold 0.04 (first of
+    arange(0, 4, 0.01) above 0.0304), so folds 0 and 1 score 1/2 and the others 2/2: mean 0.9, std 0.2."""
+    import pickle
+
+    import cv2
+
+    from training.evaluation.verification import evaluate_bin
+
+    def crop(grey: int) -> bytes:
+        return cv2.imencode(".png", np.full((112, 112, 3), grey, np.uint8))[1].tobytes()
+
+    images, issame = [], []
+    for fold in range(10):
+        base = 20 + 3 * fold
+        same_gap = 100 if fold == 0 else 10
+        diff_gap = 5 if fold == 1 else 90
+        images += [crop(base), crop(base + same_gap), crop(base + 1), crop(base + 1 + diff_gap)]
+        issame += [True, False]
+    path = tmp_path / "hand.bin"
+    path.write_bytes(pickle.dumps((images, issame)))
+    report = evaluate_bin(_AngleFromIntensity(), path, flip=True, plots_dir=tmp_path / "plots")
+    assert report["fold_accuracies"] == pytest.approx([0.5, 0.5] + [1.0] * 8)
+    assert report["accuracy"] == pytest.approx(0.9) and report["accuracy_std"] == pytest.approx(0.2)
+    assert report["fold_thresholds_cosine"] == pytest.approx([1 - 0.04 / 2] * 10)
+    # FAR 0.1 over 10 negatives allows 1 false accept (the 5° pair): every same pair but the 100° one passes
+    assert report["tar_at_far"]["0.1"]["tar"] == pytest.approx(0.9)
+    assert report["tar_at_far"]["0.01"] is None
+    assert len(report["plots"]) == 2
