@@ -261,3 +261,36 @@ def test_bin_protocol_hand_computed(tmp_path: Path) -> None:
     assert report["tar_at_far"]["0.1"]["tar"] == pytest.approx(0.9)
     assert report["tar_at_far"]["0.01"] is None
     assert len(report["plots"]) == 2
+
+
+@pytest.mark.slow
+def test_onnx_engine_gives_the_torch_embeddings(
+    trained_checkpoint: Path, lfw_like_bin: Path, tmp_path: Path
+) -> None:
+    """--engine onnx (export + ONNX Runtime) scores the set as PyTorch does (slow: the export)."""
+    reports = {}
+    for engine in ("torch", "onnx"):
+        out = tmp_path / f"{engine}.json"
+        assert (
+            cli_main(
+                [
+                    "eval",
+                    "bin",
+                    "--bin",
+                    str(lfw_like_bin),
+                    "--checkpoint",
+                    str(trained_checkpoint),
+                    "--engine",
+                    engine,
+                    "--json",
+                    str(out),
+                ]
+            )
+            == 0
+        )
+        reports[engine] = json.loads(out.read_text())
+    assert reports["onnx"]["engine"] == "onnx"
+    assert reports["onnx"]["accuracy"] == pytest.approx(reports["torch"]["accuracy"])
+    assert reports["onnx"]["best_threshold_cosine"] == pytest.approx(
+        reports["torch"]["best_threshold_cosine"], abs=0.011
+    )
