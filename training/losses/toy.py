@@ -13,6 +13,18 @@ from torch import Tensor, nn
 
 from training.losses import build_loss
 
+# Hyperparameters the 2-D/3-D toy uses instead of the catalogue defaults (see docs/losses.md): s = 64 is
+# tuned for ~10⁵ classes, and CosFace's m = 0.35 cannot be met by 8 classes on a circle (neighbours 45°
+# apart give at most 1 - cos 45° = 0.29); λ of SphereFace reaches its floor within the short run.
+TOY_SETTINGS: dict[str, dict[str, object]] = {
+    "normface": {"s": 16.0},
+    "cosface": {"s": 30.0, "m": 0.2},
+    "arcface": {"s": 30.0},
+    "x2softmax": {"s": 30.0},
+    "sphereface": {"lambda_gamma": 1.0},
+    "lsoftmax": {"lambda_gamma": 1.0},
+}
+
 
 @dataclass
 class DigitsSplit:
