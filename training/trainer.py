@@ -140,16 +140,16 @@ class Trainer:
                 window_loss += loss.detach()
                 window_n += 1
                 bar.update(1)
-                if self.step % cfg.log_every == 0 or self.step == self.total_steps:
-                    window_loss, window_n, window_t = self._log_window(bar, window_loss, window_n, window_t)
-                if cfg.eval.sets and (self.step % cfg.eval.every_steps == 0 or self.step == self.total_steps):
-                    self._evaluate()
                 out_of_time = cfg.max_minutes is not None and (
                     time.monotonic() - start_time > cfg.max_minutes * 60
                 )
                 if cfg.max_minutes is not None:
                     out_of_time = broadcast_flag(self.info, out_of_time)
                 at_end = self.step >= end_step
+                if self.step % cfg.log_every == 0 or at_end or out_of_time:
+                    window_loss, window_n, window_t = self._log_window(bar, window_loss, window_n, window_t)
+                if cfg.eval.sets and (self.step % cfg.eval.every_steps == 0 or self.step == self.total_steps):
+                    self._evaluate()
                 if self.step % cfg.checkpoint.every_steps == 0 or at_end or out_of_time:
                     self.save()
                 if at_end or out_of_time:
