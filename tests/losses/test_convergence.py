@@ -16,7 +16,6 @@ def digits():
 
 @pytest.mark.parametrize("name", [*CLASSIFICATION_LOSSES, "center"])
 def test_short_training_on_digits_converges(name: str, digits) -> None:
-    torch.set_num_threads(1)
     result = train_toy(name, digits, dim=16, steps=80, batch_size=64)
     assert result.test_accuracy > 0.85, f"{name}: test accuracy {result.test_accuracy:.3f} (chance 0.1)"
     assert torch.isfinite(result.test_features).all()

@@ -72,7 +72,7 @@ def test_x2softmax_matching_cosine_near_zero_behaves_like_normface() -> None:
     assert float((got - plain).abs().max()) < 30.0 * float(theta.max()) ** 4 / 24 + 1e-9
     assert float(x2(near, y).detach()) == pytest.approx(float(normface(near, y).detach()), abs=1e-5)
     far = torch.nn.functional.normalize(x, dim=1)  # at large angles the quadratic departs from the cosine
-    assert float((x2.logits(far, y) - normface.logits(far, y)).abs().max()) > 1.0
+    assert float((x2.logits(far, y) - normface.logits(far, y)).abs().max().detach()) > 1.0
 
 
 @pytest.mark.parametrize("m", [1, 2, 3, 4, 5])
