@@ -44,8 +44,8 @@ class AdaCos(ClassificationLoss):
         b_avg = (all_classes - torch.exp(s * ctx.target_cos)).mean()
         theta_med = torch.median(safe_acos(ctx.target_cos))
         new_scale = torch.log(b_avg) / torch.cos(torch.clamp(theta_med, max=math.pi / 4))
-        if torch.isfinite(new_scale):
-            self.scale.copy_(new_scale)
+        # keep the old scale if the batch gave no usable statistic (no host sync: stays on device)
+        self.scale.copy_(torch.where(torch.isfinite(new_scale), new_scale, self.scale.to(new_scale.dtype)))
 
     def margin_logits(self, cos: Tensor, ctx: MarginContext) -> Tensor:
         return (self.scale.to(cos.dtype) if self.dynamic else self.fixed_scale) * cos

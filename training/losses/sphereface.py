@@ -62,10 +62,16 @@ class LSoftmax(ClassificationLoss):
 
     @property
     def current_lambda(self) -> float:
+        return float(self.lambda_tensor())
+
+    def lambda_tensor(self) -> Tensor:
+        """λ at the current iteration, as a 0-d tensor on the buffer's device (no host sync)."""
         if self.fixed_lambda is not None:
-            return self.fixed_lambda
-        t = int(self.iteration)
-        return max(self.lambda_min, self.lambda_base * (1.0 + self.lambda_gamma * t) ** -self.lambda_power)
+            return torch.tensor(self.fixed_lambda, dtype=torch.float64)
+        t = self.iteration.to(torch.float64)
+        return torch.clamp(
+            self.lambda_base * (1.0 + self.lambda_gamma * t) ** -self.lambda_power, min=self.lambda_min
+        )
 
     def update_state(self, cos: Tensor, ctx: MarginContext) -> None:
         self.iteration += 1
@@ -76,7 +82,7 @@ class LSoftmax(ClassificationLoss):
             magnitude = magnitude * ctx.w_norm[None, :]
         logits = magnitude * cos
         target = cos[ctx.rows, ctx.cols]
-        lam = self.current_lambda
+        lam = self.lambda_tensor().to(device=cos.device, dtype=cos.dtype)
         target_scale = ctx.x_norm[ctx.rows]
         if not self.normalize_weight:
             target_scale = target_scale * ctx.w_norm[ctx.cols]
