@@ -72,7 +72,11 @@ def curve_losses() -> list[tuple[str, ClassificationLoss, dict]]:
         ("softmax / normface / adacos (no margin)", build_loss("normface", d, c), {}),
         ("sphereface, lsoftmax (m=4, λ=5)", build_loss("sphereface", d, c, fixed_lambda=5.0), {}),
         ("cosface (m=0.35) / elasticface-cos mean", build_loss("cosface", d, c), {}),
-        ("arcface (m=0.5) / curricularface / subcenter", build_loss("arcface", d, c), {}),
+        (
+            "arcface (m=0.5) / curricularface / subcenter / elasticface-arc mean",
+            build_loss("arcface", d, c),
+            {},
+        ),
         ("combined (1, 0.3, 0.2)", build_loss("combined", d, c), {}),
         ("airface (m=0.45)", build_loss("airface", d, c), {}),
         ("x2softmax (a=-0.9, h=0, k=0.65)", build_loss("x2softmax", d, c), {}),
