@@ -82,3 +82,29 @@ def test_out_folder_is_not_overwritten_without_force(exported: dict, mobilefacen
         )
     assert err.value.code == "out_exists"
     assert json.loads((Path(exported["pack"]) / "pack.json").read_text()) == before
+
+
+def test_server_loads_the_exported_pack_and_verifies_with_its_threshold(
+    exported: dict, tmp_path: Path, t1_image_path: Path
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from app.settings import Settings
+    from models.packs.manifest import PackManifest
+    from models.packs.store import install_pack
+
+    install_pack(exported["pack"], force=True)
+    threshold = PackManifest.read(Path(exported["pack"])).default_threshold
+    settings = Settings(home=tmp_path, auth=False, packs=["mfn-test"], sync_interval_s=0.2)
+    with TestClient(create_app(settings)) as client:
+        ready = client.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert "mfn-test" in ready.text
+        photo = t1_image_path.read_bytes()
+        files = {"image1": ("a.jpg", photo, "image/jpeg"), "image2": ("b.jpg", photo, "image/jpeg")}
+        same = client.post("/verify", files=files, data={"face1": "0", "face2": "0"})
+        assert same.status_code == 200, same.text
+        body = same.json()
+        assert body["similarity"] > 0.999
+        assert abs(body["threshold"] - threshold) < 1e-4
