@@ -260,6 +260,9 @@ def test_bin_protocol_hand_computed(tmp_path: Path) -> None:
     # FAR 0.1 over 10 negatives allows 1 false accept (the 5° pair): every same pair but the 100° one passes
     assert report["tar_at_far"]["0.1"]["tar"] == pytest.approx(0.9)
     assert report["tar_at_far"]["0.01"] is None
+    # AUC by hand = fraction of (positive, negative) pairs ranked correctly: the 9 positives at cos 10° lose
+    # only to the 5° negative (9 losses); the 100° positive (cos −0.17) loses to all 10 negatives: 1 − 19/100
+    assert report["roc_auc"] == pytest.approx(0.81)
     assert len(report["plots"]) == 2
 
 

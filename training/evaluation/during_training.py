@@ -23,8 +23,15 @@ class TrainingEvaluator:
         """{set name: {accuracy, accuracy_std, tar@far…}} (the full protocol report, minus fold lists)."""
         results = {}
         for name, data in self.sets.items():
-            report = evaluate_bin(backbone, name, flip=self.cfg.flip, batch_size=self.cfg.batch_size,
-                                  device=self.device, name=name, data=data)
+            report = evaluate_bin(
+                backbone,
+                name,
+                flip=self.cfg.flip,
+                batch_size=self.cfg.batch_size,
+                device=self.device,
+                name=name,
+                data=data,
+            )
             results[name] = {
                 "accuracy": report["accuracy"],
                 "accuracy_std": report["accuracy_std"],

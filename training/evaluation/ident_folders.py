@@ -60,8 +60,11 @@ def embed_in_chunks(paths: list[Path], embed: EmbedFn, desc: str, chunk: int = 2
 
 
 def identify_folders(
-    gallery_dir: str | Path, probes_dir: str | Path, embed: EmbedFn,
-    distractors_dir: str | Path | None = None, ranks: tuple[int, ...] = (1, 5, 10),
+    gallery_dir: str | Path,
+    probes_dir: str | Path,
+    embed: EmbedFn,
+    distractors_dir: str | Path | None = None,
+    ranks: tuple[int, ...] = (1, 5, 10),
     fpirs: tuple[float, ...] = (0.1, 0.01, 0.001),
 ) -> IdentificationResult:
     """Probes whose identity folder exists in the gallery are enrolled; the others are non-mated probes
@@ -77,6 +80,11 @@ def identify_folders(
     if distractors_dir is not None:
         distractors = embed_in_chunks(list_images(distractors_dir), embed, "distractors")
     return evaluate_identification(
-        gallery, np.array([ids[n] for n in g_names]), probes, np.array([ids[n] for n in p_names]),
-        distractors=distractors, ranks=ranks, fpirs=fpirs,
+        gallery,
+        np.array([ids[n] for n in g_names]),
+        probes,
+        np.array([ids[n] for n in p_names]),
+        distractors=distractors,
+        ranks=ranks,
+        fpirs=fpirs,
     )
