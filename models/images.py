@@ -21,6 +21,7 @@ from models.errors import InvalidImageError
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 40_000_000
 SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP")
+_FORMAT_ALIASES = {"MPO": "JPEG"}  # multi-picture JPEGs from phone cameras: PIL reads the first picture
 
 # Formats PIL does not identify but that users commonly send; named so the error says what they sent.
 _KNOWN_UNSUPPORTED_MAGIC = {
@@ -96,9 +97,9 @@ def _open_lazily(data: bytes, max_pixels: int) -> Image.Image:
                     code="unsupported_format",
                 ) from exc
         raise InvalidImageError("the data is not a readable image", code="corrupt_image") from exc
-    except (OSError, ValueError, SyntaxError) as exc:
+    except Exception as exc:  # PIL plugins raise many types (OSError, SyntaxError, struct.error, ...)
         raise InvalidImageError(f"the image header is corrupt: {exc}", code="corrupt_image") from exc
-    if image.format not in SUPPORTED_FORMATS:
+    if _FORMAT_ALIASES.get(image.format, image.format) not in SUPPORTED_FORMATS:
         fmt = image.format
         image.close()
         raise InvalidImageError(
@@ -122,15 +123,25 @@ def _to_bgr(image: Image.Image) -> np.ndarray:
     """Decode pixels, apply EXIF orientation and convert any mode to 3-channel 8-bit BGR."""
     try:
         image.load()
-        image = ImageOps.exif_transpose(image)
+        image = _apply_orientation(image)
         rgb = _to_rgb_array(image)
     except InvalidImageError:
         raise
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+    except MemoryError as exc:
+        raise InvalidImageError("not enough memory to decode the image", code="too_many_pixels") from exc
+    except Exception as exc:  # truncated or malformed data surfaces as OSError, SyntaxError, EOFError, ...
         raise InvalidImageError(
             f"the image data is corrupt or truncated: {exc}", code="corrupt_image"
         ) from exc
     return np.ascontiguousarray(rgb[:, :, ::-1])
+
+
+def _apply_orientation(image: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation; a malformed EXIF block leaves the pixels as stored."""
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception:
+        return image
 
 
 def _to_rgb_array(image: Image.Image) -> np.ndarray:

@@ -152,3 +152,27 @@ def test_exif_orientation_is_applied():
     assert decoded.shape == (40, 20, 3)
     # After a clockwise turn the stored left half is on top; red is channel 2 in BGR.
     assert decoded[5, 10, 2] > 200 and decoded[35, 10, 2] < 50
+
+
+def test_mpo_from_phone_cameras_is_read_as_jpeg():
+    first, second = Image.new("RGB", (32, 16), (0, 0, 255)), Image.new("RGB", (32, 16), (255, 0, 0))
+    data = encode(first, "MPO", save_all=True, append_images=[second], quality=95)
+    assert Image.open(io.BytesIO(data)).format == "MPO"
+    decoded = decode_image(data)
+    assert decoded.shape == (16, 32, 3) and decoded[8, 16, 0] > 200  # the first picture (blue)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP"])
+def test_mutated_files_raise_only_typed_errors(astronaut_bgr, fmt):
+    data = bytearray(encode(Image.fromarray(astronaut_bgr[:64, :64, ::-1].copy()), fmt))
+    rng = np.random.default_rng(7)
+    for _ in range(60):
+        mutated = bytearray(data)
+        for index in rng.integers(0, min(len(data), 200), size=3):  # headers live at the start
+            mutated[index] = int(rng.integers(0, 256))
+        cut = int(rng.integers(len(data) // 2, len(data) + 1))
+        try:
+            image = decode_image(bytes(mutated[:cut]))
+        except InvalidImageError:
+            continue
+        assert image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8
