@@ -125,8 +125,12 @@ def test_corrupt_files_give_clear_errors(identity_folder: Path, tmp_path: Path):
     truncated.write_bytes(rec.read_bytes()[: offset + 100])
     with pytest.raises(DatasetError, match="truncated"):
         RecordIODataset(truncated, summary["idx"])[4]
+    lines = Path(summary["idx"]).read_text().splitlines()
+    (tmp_path / "gap.idx").write_text("".join(f"{line}\n" for line in lines if not line.startswith("3\t")))
+    with pytest.raises(DatasetError, match="key 3 is not in the index"):
+        RecordIODataset(rec, tmp_path / "gap.idx")[2]
     (tmp_path / "bad.idx").write_text("0\t0\nnot a line\n")
-    with pytest.raises(DatasetError) as info:
+    with pytest.raises(DatasetError, match="bad.idx:2") as info:
         RecordIODataset(rec, tmp_path / "bad.idx")
     assert info.value.code == "bad_recordio"
     with pytest.raises(DatasetError) as info:

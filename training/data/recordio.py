@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import struct
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,27 +103,59 @@ def read_framed(handle: BinaryIO, offset: int, source: str = "rec") -> bytes:
             raise DatasetError(f"{source}: bad continuation flag {cflag} at byte {offset}", "bad_recordio")
 
 
-def read_index(idx_path: str | Path) -> dict[int, int]:
-    """Parse a ``.idx`` file (``key<TAB>offset`` lines) into {key: byte offset}, in file order."""
-    index: dict[int, int] = {}
-    try:
-        lines = Path(idx_path).read_text().splitlines()
-    except FileNotFoundError:
-        raise DatasetError(f"RecordIO index not found: {idx_path}", "dataset_not_found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{idx_path}: cannot read the index ({exc})", "bad_recordio") from exc
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        fields = line.split()
+class RecordIndex:
+    """A ``.idx`` file as two int64 arrays (17M-record Glint360K fits in ~270 MB, not a 2 GB dict)."""
+
+    def __init__(self, keys: np.ndarray, offsets: np.ndarray):
+        order = np.argsort(keys, kind="stable")
+        self.keys, self.offsets = keys[order], offsets[order]
+        self._dense = len(self.keys) > 0 and bool(self.keys[0] == 0 and self.keys[-1] == len(self.keys) - 1)
+
+    @classmethod
+    def load(cls, idx_path: str | Path) -> RecordIndex:
+        """Parse ``key<TAB>offset`` lines; a malformed line is reported with its number."""
         try:
-            key, offset = int(fields[0]), int(fields[1])
-        except (ValueError, IndexError):
-            raise DatasetError(
-            f"{idx_path}:{number}: expected 'key<TAB>offset', got {line!r}", "bad_recordio"
-        ) from None
-        index[key] = offset
-    return index
+            text = Path(idx_path).read_text()
+        except FileNotFoundError:
+            raise DatasetError(f"RecordIO index not found: {idx_path}", "dataset_not_found") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DatasetError(f"{idx_path}: cannot read the index ({exc})", "bad_recordio") from exc
+        lines = sum(1 for line in text.splitlines() if line.strip())
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # older NumPy only warns on unparsable text
+                numbers = np.fromstring(text, dtype=np.int64, sep=" ")  # C parser: any whitespace
+        except (ValueError, DeprecationWarning):
+            numbers = np.empty(0, dtype=np.int64)
+        if numbers.size != 2 * lines:
+            for number, line in enumerate(text.splitlines(), start=1):
+                fields = line.split()
+                if fields and (len(fields) != 2 or not all(f.lstrip("-").isdigit() for f in fields)):
+                    raise DatasetError(
+                        f"{idx_path}:{number}: expected 'key<TAB>offset', got {line!r}", "bad_recordio"
+                    )
+            raise DatasetError(f"{idx_path}: malformed index", "bad_recordio")
+        pairs = numbers.reshape(-1, 2)
+        return cls(pairs[:, 0].copy(), pairs[:, 1].copy())
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __contains__(self, key: int) -> bool:
+        return self.offset(key) is not None
+
+    def offset(self, key: int) -> int | None:
+        """Byte offset of ``key``, or None when the index lacks it."""
+        if self._dense:
+            return int(self.offsets[key]) if 0 <= key < len(self.keys) else None
+        pos = int(np.searchsorted(self.keys, key))
+        return int(self.offsets[pos]) if pos < len(self.keys) and self.keys[pos] == key else None
+
+
+def read_index(idx_path: str | Path) -> dict[int, int]:
+    """Parse a ``.idx`` file into {key: byte offset}, sorted by key (use RecordIndex for big files)."""
+    index = RecordIndex.load(idx_path)
+    return dict(zip(index.keys.tolist(), index.offsets.tolist(), strict=True))
 
 
 class RecordWriter:

@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 
 from training.data.errors import DatasetError
 from training.data.images import check_crop, decode_bgr
-from training.data.recordio import IR_FORMAT, IR_SIZE, read_framed, read_index, unpack_record
+from training.data.recordio import IR_FORMAT, IR_SIZE, RecordIndex, read_framed, unpack_record
 from training.data.transforms import Transform, build_transform
 
 
@@ -36,8 +36,8 @@ class RecordIODataset(Dataset):
         self.idx_path = Path(idx_path) if idx_path is not None else self.rec_path.with_suffix(".idx")
         if not self.rec_path.is_file():
             raise DatasetError(f"RecordIO file not found: {self.rec_path}", "dataset_not_found")
-        self.index = read_index(self.idx_path)
-        if not self.index:
+        self.index = RecordIndex.load(self.idx_path)
+        if not len(self.index):
             raise DatasetError(f"{self.idx_path}: the index is empty", "empty_dataset")
         self.transform = transform if transform is not None else build_transform(train=False)
         self._handle: BinaryIO | None = None
@@ -47,15 +47,15 @@ class RecordIODataset(Dataset):
         header0 = unpack_record(self._read(0), f"{self.rec_path} record 0")[0] if 0 in self.index else None
         if header0 is not None and header0.flag > 0:
             first_identity, end_identity = (int(v) for v in np.asarray(header0.label)[:2])
-            self.keys = list(range(1, first_identity))
+            self.keys: range | np.ndarray = range(1, first_identity)
             self._num_classes = end_identity - first_identity
-            missing = [k for k in (self.keys[:1] + self.keys[-1:]) if k not in self.index]
+            missing = [k for k in {1, first_identity - 1} if first_identity > 1 and k not in self.index]
             if missing:
                 raise DatasetError(f"{self.idx_path}: record 0 names absent keys {missing}", "bad_recordio")
         else:
-            self.keys = sorted(self.index)
+            self.keys = self.index.keys
         self.close()  # workers forked from here open their own handle
-        if not self.keys:
+        if not len(self.keys):
             raise DatasetError(f"{self.rec_path}: holds no image records", "empty_dataset")
 
     def _file(self) -> BinaryIO:
@@ -65,7 +65,7 @@ class RecordIODataset(Dataset):
         return self._handle
 
     def _read(self, key: int) -> bytes:
-        offset = self.index.get(key)
+        offset = self.index.offset(key)
         if offset is None:
             raise DatasetError(f"{self.idx_path}: key {key} is not in the index", "bad_recordio")
         return read_framed(self._file(), offset, str(self.rec_path))
@@ -80,7 +80,7 @@ class RecordIODataset(Dataset):
 
     def read_raw(self, index: int) -> tuple[bytes, int]:
         """The encoded image bytes and label of sample ``index``."""
-        key = self.keys[index]
+        key = int(self.keys[index])
         header, payload = unpack_record(self._read(key), f"{self.rec_path} key {key}")
         return payload, _label_of(header.label)
 
@@ -96,7 +96,7 @@ class RecordIODataset(Dataset):
         if self._targets is None:
             handle, labels = self._file(), np.empty(len(self.keys), dtype=np.int64)
             for i, key in enumerate(self.keys):
-                handle.seek(self.index[key] + 8)  # past magic + lrec
+                handle.seek(self.index.offset(int(key)) + 8)  # past magic + lrec
                 head = handle.read(IR_SIZE + 4)
                 flag, label = struct.unpack_from(IR_FORMAT, head)[:2]
                 labels[i] = int(struct.unpack_from("<f", head, IR_SIZE)[0]) if flag > 0 else int(label)
