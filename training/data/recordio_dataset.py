@@ -114,9 +114,14 @@ class RecordIODataset(Dataset):
         return list(range(self.num_classes))
 
     def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
+        """Close this process's file handle (reopened on the next read)."""
+        handle = getattr(self, "_handle", None)
+        if handle is not None:
+            handle.close()
             self._handle = None
+
+    def __del__(self) -> None:
+        self.close()
 
     def __repr__(self) -> str:
         return f"RecordIODataset({str(self.rec_path)!r}, images={len(self)})"
