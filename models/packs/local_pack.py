@@ -38,6 +38,19 @@ def install_local_pack(folder: Path, dest_root: Path, force: bool = False) -> Pa
             target = staging / entry.file
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(model_path(folder, entry.file), target)
+        for extra in _companion_files(folder, manifest):
+            shutil.copyfile(folder / extra, staging / extra)
         manifest.write(staging)
         verify_files(staging, manifest)  # the copies, not just the sources
     return final
+
+
+def _companion_files(folder: Path, manifest: PackManifest) -> list[str]:
+    """Files that travel with a pack besides its ONNX models: the model card written by
+    ``marginface export`` and a TensorRT engine named in ``notes.tensorrt.file``."""
+    names = ["MODEL_CARD.md"]
+    engine = manifest.notes.get("tensorrt")
+    if isinstance(engine, dict) and isinstance(engine.get("file"), str):
+        names.append(engine["file"])
+    return [n for n in names if "/" not in n and (folder / n).is_file()]
+

@@ -60,7 +60,8 @@ def test_installed_pack_embeds_t1_faces_like_pytorch(
     from training.export.checkpoint import load_checkpoint
     from training.export.parity import torch_embeddings
 
-    install_pack(exported["pack"], force=True)
+    installed = install_pack(exported["pack"], force=True)
+    assert (installed / "MODEL_CARD.md").read_text() == (Path(exported["pack"]) / "MODEL_CARD.md").read_text()
     pipeline = FacePipeline.from_pack("mfn-test")
     image = cv2.imread(str(t1_image_path))
     faces = pipeline.detect(image)
