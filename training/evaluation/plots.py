@@ -39,7 +39,10 @@ def plot_similarity_histograms(cos: np.ndarray, issame: np.ndarray, path: Path, 
     """Two histograms of pair cosine similarity: same-identity (positive) and different (negative)."""
     plt = _pyplot()
     issame = np.asarray(issame, dtype=bool)
-    bins = np.linspace(-1, 1, 81)
+    # bins over the data's range: a barely trained model's similarities crowd into a sliver near 1
+    lo, hi = float(np.min(cos)), float(np.max(cos))
+    pad = max(0.02 * (hi - lo), 1e-4)
+    bins = np.linspace(max(-1.0, lo - pad), min(1.0, hi + pad), 81)
     fig, ax = plt.subplots(figsize=(5, 4), dpi=120)
     ax.hist(cos[issame], bins=bins, alpha=0.6, density=True, label=f"positive pairs ({issame.sum()})")
     ax.hist(cos[~issame], bins=bins, alpha=0.6, density=True, label=f"negative pairs ({(~issame).sum()})")
