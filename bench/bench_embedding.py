@@ -218,7 +218,7 @@ def run(quick: bool = False) -> list[dict]:
     """The embedding and detection tables (and their plots)."""
     faces = _faces()
     batches = [1, 8] if quick else [1, 8, 32]
-    repeats = 3 if quick else 5
+    repeats = 3
     rows, notes, series = _embedding_rows(faces, batches, repeats)
     cuda_rows, cuda_skip = _cuda_rows(faces, batches, repeats)
     if cuda_skip:

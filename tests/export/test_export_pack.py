@@ -48,6 +48,7 @@ def test_exported_model_scores_like_the_checkpoint(exported: dict) -> None:
     torch_acc = results["checkpoint (PyTorch fp32)"]["accuracy"]
     onnx_acc = results["pack runtime (fp32 ONNX, ONNX Runtime)"]["accuracy"]
     assert abs(onnx_acc - torch_acc) * 100 <= 0.1
+    assert results["pack runtime (fp32 ONNX, ONNX Runtime)"]["max_abs_pair_cosine_diff_vs_checkpoint"] < 1e-4
 
 
 def test_installed_pack_embeds_t1_faces_like_pytorch(

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from training.export.evaluate import (
     THRESHOLD_FARS,
     ScoredSet,
@@ -28,14 +30,19 @@ def _bin_results(opts, ckpt, staging: Path, recogniser: dict, fp32_path: Path) -
 
     name = Path(opts.eval_bin).stem
     data = load_bin_set(opts.eval_bin)
-    results = {"checkpoint (PyTorch fp32)": verification(score_bin_torch(ckpt.model, data, name))}
+    reference = score_bin_torch(ckpt.model, data, name)
+    results = {"checkpoint (PyTorch fp32)": verification(reference)}
     files = [fp32_path.name] if recogniser["file"] == fp32_path.name else [fp32_path.name, recogniser["file"]]
     final: ScoredSet | None = None
     for file in files:
         embedder = Embedder(staging / file, _entry(recogniser, file), ["cpu"])
         final = score_bin_embedder(embedder, data, name)
         label = "fp32 ONNX" if file == fp32_path.name else f"{opts.precision} ONNX"
-        results[f"pack runtime ({label}, ONNX Runtime)"] = verification(final)
+        result = verification(final)
+        # Accuracy can hide differences; the pair scores themselves must agree with the checkpoint's.
+        gap = float(np.max(np.abs(final.scores - reference.scores)))
+        result["max_abs_pair_cosine_diff_vs_checkpoint"] = gap
+        results[f"pack runtime ({label}, ONNX Runtime)"] = result
     return results, final  # type: ignore[return-value]
 
 
