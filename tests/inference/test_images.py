@@ -7,6 +7,7 @@ import struct
 import subprocess
 import sys
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -90,22 +91,24 @@ def test_declared_dimensions_rejected_before_decoding():
     assert error_code(png_header_only(100, 100), max_pixels=9999) == "too_many_pixels"
 
 
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmHWM from /proc")
 def test_huge_header_does_not_allocate():
     """A 30000×30000 (2.7 GB as RGB) header must be refused with the process staying small."""
+    # VmHWM (peak RSS of this process image) rather than ru_maxrss, which Linux carries over from the parent.
     code = (
-        "import resource, sys; sys.path.insert(0, '.');"
+        "import sys; sys.path.insert(0, '.');"
         "from tests.inference.test_images import png_header_only;"
         "from models.images import decode_image; from models.errors import InvalidImageError\n"
         "for w, h in ((30000, 30000), (8000, 6000)):\n"
         "    try: decode_image(png_header_only(w, h))\n"
         "    except InvalidImageError as e: print(e.code)\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.split()
     assert out[:2] == ["too_many_pixels", "too_many_pixels"]
-    assert int(out[2]) < 200 * 1024, f"max RSS {int(out[2]) // 1024} MiB"  # 8000×6000 RGB alone is 144 MB
+    assert int(out[2]) < 150 * 1024, f"peak RSS {int(out[2]) // 1024} MiB"  # the interpreter alone is ~50
 
 
 @pytest.mark.parametrize("fmt", ["GIF", "TIFF", "ICO"])
