@@ -62,7 +62,7 @@ def _bare(kind: str, gallery: np.ndarray, nprobe: int = 16, ef: int = 128):
         index.add(gallery)
         desc = "IndexFlatIP"
     elif kind == "ivf":
-        nlist = int(min(max(16, 4 * math.sqrt(n)), 1024))
+        nlist = int(min(max(16, 4 * math.sqrt(n)), 1024 if n <= 100_000 else 256))  # bounded add time
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(DIM), DIM, nlist, faiss.METRIC_INNER_PRODUCT)
         per_list = 50 if n <= 100_000 else 20  # bounded training time at 1M (FAISS warns below 39)
         sample = gallery[np.random.default_rng(1).choice(n, min(n, per_list * nlist), replace=False)]
