@@ -61,8 +61,9 @@ def run_all(quick: bool, only: list[str] | None = None) -> list[dict]:
             loaded = importlib.import_module(module)
             if hasattr(loaded, "run"):
                 produced = loaded.run(quick)
-                for table in produced:
-                    table.setdefault("notes", []).append(f"{module}: {time.perf_counter() - started:.0f} s")
+                if produced:
+                    elapsed = time.perf_counter() - started
+                    produced[-1].setdefault("notes", []).append(f"{module} (all its tables): {elapsed:.0f} s")
                 tables.extend(produced)
             else:
                 tables.append(_run_script(module, title, quick_args if quick else full_args))
