@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import time
@@ -238,13 +237,9 @@ def run(quick: bool = False) -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    from bench.results import table_markdown
+    from bench.results import main_for
 
-    for table in run(args.quick):
-        print(table_markdown(table))
+    main_for(run, __doc__)
 
 
 if __name__ == "__main__":

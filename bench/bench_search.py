@@ -10,7 +10,6 @@ noisy views of gallery identities. ``--quick`` skips 1M.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import math
 import os
@@ -159,13 +158,9 @@ def run(quick: bool = False) -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    from bench.results import table_markdown
+    from bench.results import main_for
 
-    for table in run(args.quick):
-        print(table_markdown(table))
+    main_for(run, __doc__)
 
 
 if __name__ == "__main__":

@@ -134,3 +134,14 @@ def line_plot(path: Path, title: str, xlabel: str, ylabel: str, series: dict[str
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def main_for(run: Callable[[bool], list[dict]], doc: str | None) -> None:
+    """Command-line entry for one benchmark module: ``--quick``, then its tables printed as markdown."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0] if doc else None)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    for table in run(args.quick):
+        print(table_markdown(table))
