@@ -27,6 +27,7 @@ BENCHMARKS: list[tuple[str, str, list[str], list[str]]] = [
     ("bench.bench_sface_fold", "SFace / YuNet pack graphs vs published int8", ["--repeats", "5"], []),
     ("bench.bench_server", "Server load (concurrency 1/4/16 vs plain loop)",
      ["--faces", "10000", "--requests", "30"], []),
+    ("bench.bench_training", "Training", [], []),
 ]
 SUBPROCESS_TIMEOUT_S = 900
 

@@ -55,7 +55,12 @@ def register_train_eval(commands: argparse._SubParsersAction) -> None:
     )
     b.add_argument("--flip", action="store_true", help="flip test-time augmentation (protocol default)")
     b.add_argument("--json", type=Path, metavar="OUT", help="also write the result to this file")
-    b.add_argument("--plots", type=Path, metavar="DIR", help="write ROC and similarity-histogram PNGs here")
+    b.add_argument(
+        "--plots",
+        type=Path,
+        metavar="DIR",
+        help="write ROC and similarity-histogram PNGs, and the pair scores (.npz), here",
+    )
     b.add_argument("--batch-size", type=int, default=64)
     b.add_argument(
         "--engine",
@@ -152,6 +157,9 @@ def run_bin(args: argparse.Namespace) -> int:
     data.update(source, bin=str(args.bin), flip=args.flip, embed_seconds=round(seconds, 1))
     if args.plots:
         data["plots"] = write_plots(cos, issame, args.plots, args.bin.stem)
+        scores = args.plots / f"{args.bin.stem}_pair_scores.npz"
+        np.savez_compressed(scores, cosine=cos, issame=np.asarray(issame, dtype=bool))
+        data["pair_scores"] = str(scores)
     _emit(data, args.json)
     return 0
 

@@ -80,6 +80,10 @@ def test_eval_bin_with_checkpoint_json_and_plots(
     assert report["tar_at_far"]["0.01"] is None  # 10 negative pairs cannot resolve FAR 1e-2
     for png in report["plots"]:
         assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    scores = np.load(report["pair_scores"])  # the raw pair cosines, for re-plotting and comparing runs
+    assert scores["issame"].tolist() == [bool(s) for s in issame]
+    rescored = evaluate_verification(scores["cosine"], scores["issame"])
+    assert rescored.accuracy == pytest.approx(report["accuracy"])
     assert (
         cli_main(
             ["eval", "bin", "--bin", str(tmp_path / "none.bin"), "--checkpoint", str(trained_checkpoint)]

@@ -1,0 +1,85 @@
+"""Plots comparing training runs on one verification set: the ROC of every run on one axis, the positive and
+negative pair similarities per run (as in the X2-Softmax paper's figure 7), and the training loss curves."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _scores(run: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    path = run.get("pair_scores")
+    if not path or not Path(path).exists():
+        return None
+    data = np.load(path)
+    return data["cosine"], data["issame"].astype(bool)
+
+
+def plot_runs(runs: list[dict], run_dirs: list[Path], img_dir: Path) -> list[Path]:
+    """ROC, similarity histograms and loss curves of ``runs`` (dicts from ``bench_training._read_run``)."""
+    from models.evaluation.metrics import roc
+
+    plt = _pyplot()
+    img_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    scored = [(r, s) for r in runs if (s := _scores(r)) is not None]
+    if scored:
+        fig, ax = plt.subplots(figsize=(5.5, 4.2), dpi=120)
+        for run, (cos, same) in scored:
+            far, tar, _ = roc(cos, same)
+            keep = far > 0
+            ax.plot(far[keep], tar[keep], lw=1.5, label=f"{run['loss']} ({100 * run['lfw_accuracy']:.1f}%)")
+        ax.set_xscale("log")
+        ax.set_xlabel("FAR")
+        ax.set_ylabel("TAR")
+        ax.set_ylim(0, 1.01)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+        ax.set_title("LFW ROC, MobileFaceNet trained on the CelebA subset")
+        fig.tight_layout()
+        written.append(img_dir / "training_runs_lfw_roc.png")
+        fig.savefig(written[-1])
+        plt.close(fig)
+
+        fig, axes = plt.subplots(1, len(scored), figsize=(3.2 * len(scored), 3.0), dpi=120, sharey=True)
+        bins = np.linspace(-0.4, 1.0, 71)
+        for ax, (run, (cos, same)) in zip(np.atleast_1d(axes), scored, strict=True):
+            ax.hist(cos[same], bins=bins, alpha=0.6, density=True, label="same person")
+            ax.hist(cos[~same], bins=bins, alpha=0.6, density=True, label="different")
+            ax.set_title(run["loss"], fontsize=10)
+            ax.set_xlabel("cosine")
+        np.atleast_1d(axes)[0].legend(fontsize=7, loc="upper left")
+        fig.suptitle("LFW pair similarities per loss", fontsize=10)
+        fig.tight_layout()
+        written.append(img_dir / "training_runs_lfw_similarity.png")
+        fig.savefig(written[-1])
+        plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=120)
+    for run, run_dir in zip(runs, run_dirs, strict=True):
+        with open(run_dir / "metrics.csv", newline="") as f:
+            rows = [row for row in csv.DictReader(f) if row.get("loss")]
+        steps = [int(r["step"]) for r in rows]
+        losses = np.array([float(r["loss"]) for r in rows])
+        ax.plot(steps, losses / losses[0], lw=1, label=run["loss"])
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss / first window's loss")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("Training loss (each loss has its own scale)")
+    fig.tight_layout()
+    written.append(img_dir / "training_runs_loss.png")
+    fig.savefig(written[-1])
+    plt.close(fig)
+    return written
