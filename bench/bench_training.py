@@ -63,10 +63,10 @@ def _synthetic_folder(root: Path, classes: int, per_class: int) -> Path:
 def _trainer_images_per_s(
     backbone: str, batch: int, steps: int, warmup: int, precision: str, device: str, data_root: Path
 ) -> float:
-    from training.config import TrainConfig
+    from training.config import validate_config
     from training.trainer import Trainer
 
-    cfg = TrainConfig.model_validate(
+    cfg = validate_config(
         {
             "name": f"bench_{backbone}",
             "backbone": backbone,
