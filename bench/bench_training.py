@@ -200,7 +200,7 @@ def runs_table(path: Path = RUNS_JSON) -> dict:
         tar = " / ".join("–" if v is None else f"{100 * v:.1f}" for v in r["tar_at_far"].values())
         rows.append(
             [
-                r["loss"],
+                r.get("label", r["loss"]),
                 f"`{r['config']}`",
                 f"{r['steps']} ({r['epochs']:.1f} ep)",
                 f"{r['loss_first']:.2f} → {r['loss_last']:.2f}",
@@ -244,6 +244,7 @@ def _read_run(run: Path) -> dict:
     rates = [float(r["images_per_s"]) for r in rows[1:]]  # the first window holds loader start-up
     return {
         "loss": cfg["loss"]["name"],
+        "label": loss_label(cfg["loss"]),
         "loss_config": cfg["loss"],
         "config": f"configs/{cfg['name']}.yaml",
         "steps": state["step"],
@@ -266,6 +267,14 @@ def _read_run(run: Path) -> dict:
         "flip": lfw["flip"],
         "pair_scores": lfw.get("pair_scores"),
     }
+
+
+def loss_label(loss_cfg: dict) -> str:
+    """``arcface s=64 m=0.5``: the loss and its hyperparameters, as a table row or legend names them."""
+    params = " ".join(
+        f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in loss_cfg.items() if k != "name"
+    )
+    return f"{loss_cfg['name']} {params}".strip()
 
 
 def _dataset_size(cfg: dict) -> int:

@@ -39,7 +39,12 @@ def plot_runs(runs: list[dict], run_dirs: list[Path], img_dir: Path) -> list[Pat
         for run, (cos, same) in scored:
             far, tar, _ = roc(cos, same)
             keep = far > 0
-            ax.plot(far[keep], tar[keep], lw=1.5, label=f"{run['loss']} ({100 * run['lfw_accuracy']:.1f}%)")
+            ax.plot(
+                far[keep],
+                tar[keep],
+                lw=1.5,
+                label=f"{run.get('label', run['loss'])} ({100 * run['lfw_accuracy']:.1f}%)",
+            )
         ax.set_xscale("log")
         ax.set_xlabel("FAR")
         ax.set_ylabel("TAR")
@@ -57,7 +62,7 @@ def plot_runs(runs: list[dict], run_dirs: list[Path], img_dir: Path) -> list[Pat
         for ax, (run, (cos, same)) in zip(np.atleast_1d(axes), scored, strict=True):
             ax.hist(cos[same], bins=bins, alpha=0.6, density=True, label="same person")
             ax.hist(cos[~same], bins=bins, alpha=0.6, density=True, label="different")
-            ax.set_title(run["loss"], fontsize=10)
+            ax.set_title(run.get("label", run["loss"]), fontsize=10)
             ax.set_xlabel("cosine")
         np.atleast_1d(axes)[0].legend(fontsize=7, loc="upper left")
         fig.suptitle("LFW pair similarities per loss", fontsize=10)
@@ -72,7 +77,7 @@ def plot_runs(runs: list[dict], run_dirs: list[Path], img_dir: Path) -> list[Pat
             rows = [row for row in csv.DictReader(f) if row.get("loss")]
         steps = [int(r["step"]) for r in rows]
         losses = np.array([float(r["loss"]) for r in rows])
-        ax.plot(steps, losses / losses[0], lw=1, label=run["loss"])
+        ax.plot(steps, losses / losses[0], lw=1, label=run.get("label", run["loss"]))
     ax.set_xlabel("step")
     ax.set_ylabel("loss / first window's loss")
     ax.grid(True, alpha=0.3)
