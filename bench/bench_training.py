@@ -1,7 +1,7 @@
 """Training: images/s of MarginFace's trainer beside a bare PyTorch loop, and the real CelebA → LFW runs.
 
     python -m bench.bench_training [--quick]        # throughput, plus the runs table
-    python -m bench.bench_training --collect runs/celeba_mbf_softmax runs/celeba_mbf_cosface ...
+    python -m bench.bench_training --collect runs/celeba_mbf_softmax runs/celeba_mbf_cosface ... [--note TEXT]
 
 Throughput: the trainer's ``fit()`` (JPEG decoding, loader worker, seeded flips, loss, clipping, schedule)
 against the same backbone, loss and optimiser stepped on one batch already in memory: the bare loop is the
@@ -282,8 +282,14 @@ def _dataset_size(cfg: dict) -> int:
     return sum(1 for p in root.glob("*/*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
 
 
-def collect(run_dirs: list[Path], out: Path = RUNS_JSON, img_dir: Path = BENCH_DIR / "img") -> Path:
-    """Summarise finished runs into ``bench/training_runs.json`` and draw the comparison plots."""
+def collect(
+    run_dirs: list[Path],
+    out: Path = RUNS_JSON,
+    img_dir: Path = BENCH_DIR / "img",
+    notes: list[str] | None = None,
+) -> Path:
+    """Summarise finished runs into ``bench/training_runs.json`` and draw the comparison plots; ``notes``
+    (how a run differs from its config, say) go under the table."""
     from bench.training_plots import plot_runs
 
     runs = [_read_run(Path(d)) for d in run_dirs]
@@ -295,7 +301,7 @@ def collect(run_dirs: list[Path], out: Path = RUNS_JSON, img_dir: Path = BENCH_D
                 "machine": machine(),
                 "runs": runs,
                 "plots": [os.path.relpath(p, out.parent) for p in plots],
-                "notes": RUNS_NOTES,
+                "notes": [*RUNS_NOTES, *(notes or [])],
             },
             indent=2,
         )
@@ -308,8 +314,18 @@ def run(quick: bool) -> list[dict]:
     return [throughput_table(quick), runs_table()]
 
 
+def _collect_main(argv: list[str]) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_training --collect")
+    parser.add_argument("--collect", nargs="+", type=Path, metavar="RUN", required=True)
+    parser.add_argument("--note", action="append", default=[], help="a line under the table (repeatable)")
+    args = parser.parse_args(argv)
+    print(collect(args.collect, notes=args.note))
+
+
 if __name__ == "__main__":
     if "--collect" in sys.argv:
-        print(collect([Path(a) for a in sys.argv[sys.argv.index("--collect") + 1 :]]))
+        _collect_main(sys.argv[1:])
     else:
         main_for(run, __doc__)

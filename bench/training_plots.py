@@ -57,14 +57,18 @@ def plot_runs(runs: list[dict], run_dirs: list[Path], img_dir: Path) -> list[Pat
         fig.savefig(written[-1])
         plt.close(fig)
 
-        fig, axes = plt.subplots(1, len(scored), figsize=(3.2 * len(scored), 3.0), dpi=120, sharey=True)
+        cols = min(3, len(scored))
+        rows = -(-len(scored) // cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), dpi=120, squeeze=False)
         bins = np.linspace(-0.4, 1.0, 71)
-        for ax, (run, (cos, same)) in zip(np.atleast_1d(axes), scored, strict=True):
+        for ax, (run, (cos, same)) in zip(axes.flat, scored, strict=False):
             ax.hist(cos[same], bins=bins, alpha=0.6, density=True, label="same person")
             ax.hist(cos[~same], bins=bins, alpha=0.6, density=True, label="different")
-            ax.set_title(run.get("label", run["loss"]), fontsize=10)
-            ax.set_xlabel("cosine")
-        np.atleast_1d(axes)[0].legend(fontsize=7, loc="upper left")
+            ax.set_title(run.get("label", run["loss"]), fontsize=9)
+            ax.set_xlabel("cosine", fontsize=8)
+        for ax in list(axes.flat)[len(scored) :]:
+            ax.axis("off")
+        axes.flat[0].legend(fontsize=7, loc="upper left")
         fig.suptitle("LFW pair similarities per loss", fontsize=10)
         fig.tight_layout()
         written.append(img_dir / "training_runs_lfw_similarity.png")
