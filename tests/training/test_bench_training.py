@@ -38,5 +38,5 @@ def test_collect_summarises_a_finished_run(
 
     table = runs_table(out)
     (row,) = table["rows"]
-    assert row[0] == "arcface" and f"{100 * report['accuracy']:.2f}" in row[6]
+    assert row[0] == "arcface s=16 m=0.3" and f"{100 * report['accuracy']:.2f}" in row[6]
     assert "skipped" in runs_table(tmp_path / "absent.json")
