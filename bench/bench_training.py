@@ -15,7 +15,6 @@ training a run takes far longer than a benchmark should, so its results are kept
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 import os
@@ -28,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.results import BENCH_DIR, machine, main_for
+from training.run_log import read_metrics
 
 RUNS_JSON = BENCH_DIR / "training_runs.json"
 LOSS = {"name": "arcface", "s": 64.0, "m": 0.5}
@@ -86,8 +86,7 @@ def _trainer_images_per_s(
     )
     with tempfile.TemporaryDirectory(prefix="bench-train-") as out:
         Trainer(cfg, out, progress=False).fit()
-        with open(Path(out) / "metrics.csv", newline="") as f:
-            rates = [float(row["images_per_s"]) for row in csv.DictReader(f)]
+        rates = [float(row["images_per_s"]) for row in read_metrics(out, "images_per_s")]
     return statistics.median(rates[warmup:])
 
 
@@ -164,8 +163,8 @@ def throughput_table(quick: bool) -> dict:
             print(f"[bench_training] {backbone} b{batch} {precision} {device}", file=sys.stderr, flush=True)
             bare = _bare_loop_images_per_s(backbone, batch, steps, warmup, precision, device)
             ours = _trainer_images_per_s(backbone, batch, steps, warmup, precision, device, data_root)
-            gpu = torch.cuda.get_device_name(0) if device == "cuda" else "CPU"
-            rows.append([backbone, batch, precision, gpu, ours, bare, f"{(bare - ours) / bare:+.1%}"])
+            where = torch.cuda.get_device_name(0) if device == "cuda" else "CPU"
+            rows.append([backbone, batch, precision, where, ours, bare, f"{(bare - ours) / bare:+.1%}"])
     notes = list(THROUGHPUT_NOTES)
     if not torch.cuda.is_available():
         notes.append(
@@ -202,12 +201,12 @@ def runs_table(path: Path = RUNS_JSON) -> dict:
         tar = " / ".join("–" if v is None else f"{100 * v:.1f}" for v in r["tar_at_far"].values())
         rows.append(
             [
-                r.get("label", r["loss"]),
+                loss_label(r["loss_config"]),
                 f"`{r['config']}`",
                 f"{r['steps']} ({r['epochs']:.1f} ep)",
                 f"{r['loss_first']:.2f} → {r['loss_last']:.2f}",
                 r["train_images_per_s"],
-                f"{r['minutes']:.1f}",
+                f"{r['images'] / r['train_images_per_s'] / 60:.1f}",
                 f"**{100 * r['lfw_accuracy']:.2f} ± {100 * r['lfw_std']:.2f}**",
                 tar,
                 f"{r['roc_auc']:.3f}",
@@ -237,25 +236,24 @@ def runs_table(path: Path = RUNS_JSON) -> dict:
 def _read_run(run: Path) -> dict:
     import torch
 
+    from training.config import validate_config
+    from training.data_setup import build_dataset
+
     state = torch.load(run / "checkpoint_last.pt", map_location="cpu", weights_only=False)
     cfg = state["config"]
-    with open(run / "metrics.csv", newline="") as f:
-        rows = [row for row in csv.DictReader(f) if row.get("loss")]
+    rows = read_metrics(run)
     lfw = json.loads((run / "lfw.json").read_text())
     images = state["step"] * cfg["batch_size"] * state["world_size"]
     rates = [float(r["images_per_s"]) for r in rows[1:]]  # the first window holds loader start-up
     return {
-        "loss": cfg["loss"]["name"],
-        "label": loss_label(cfg["loss"]),
         "loss_config": cfg["loss"],
         "config": f"configs/{cfg['name']}.yaml",
         "steps": state["step"],
         "images": images,
-        "epochs": images / _dataset_size(cfg),
+        "epochs": images / len(build_dataset(validate_config(cfg))),
         "loss_first": float(rows[0]["loss"]),
         "loss_last": float(rows[-1]["loss"]),
         "train_images_per_s": round(statistics.median(rates), 1),
-        "minutes": images / statistics.median(rates) / 60,
         "lfw_accuracy": lfw["accuracy"],
         "lfw_std": lfw["accuracy_std"],
         "tar_at_far": {
@@ -277,11 +275,6 @@ def loss_label(loss_cfg: dict) -> str:
         f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in loss_cfg.items() if k != "name"
     )
     return f"{loss_cfg['name']} {params}".strip()
-
-
-def _dataset_size(cfg: dict) -> int:
-    root = Path(cfg["data"]["root"])
-    return sum(1 for p in root.glob("*/*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
 
 
 def collect(

@@ -3,7 +3,6 @@ negative pair similarities per run (as in the X2-Softmax paper's figure 7), and 
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +33,9 @@ def _save(fig, path: Path) -> Path:
 
 
 def _label(run: dict) -> str:
-    return run.get("label", run["loss"])
+    from bench.bench_training import loss_label
+
+    return loss_label(run["loss_config"])
 
 
 def plot_roc(scored: list[tuple[dict, tuple[np.ndarray, np.ndarray]]], path: Path) -> Path:
@@ -76,10 +77,11 @@ def plot_similarities(scored: list[tuple[dict, tuple[np.ndarray, np.ndarray]]], 
 
 def plot_losses(runs: list[dict], run_dirs: list[Path], path: Path) -> Path:
     """Training loss over steps, each divided by its first window (the losses have different scales)."""
+    from training.run_log import read_metrics
+
     fig, ax = _pyplot().subplots(figsize=(5.5, 3.6), dpi=120)
     for run, run_dir in zip(runs, run_dirs, strict=True):
-        with open(run_dir / "metrics.csv", newline="") as f:
-            rows = [row for row in csv.DictReader(f) if row.get("loss")]
+        rows = read_metrics(run_dir)
         losses = np.array([float(r["loss"]) for r in rows])
         ax.plot([int(r["step"]) for r in rows], losses / losses[0], lw=1, label=_label(run))
     ax.set_xlabel("step")

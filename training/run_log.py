@@ -58,3 +58,9 @@ class MetricsLog:
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()
+
+
+def read_metrics(out_dir: str | Path, key: str = "loss") -> list[dict[str, str]]:
+    """The rows of ``OUT/metrics.csv`` that hold ``key`` (evaluation rows have no loss, say)."""
+    with (Path(out_dir) / "metrics.csv").open(newline="") as fh:
+        return [row for row in csv.DictReader(fh) if row.get(key)]

@@ -28,7 +28,8 @@ def test_collect_summarises_a_finished_run(
     (summary,) = saved["runs"]
     assert summary["steps"] == 12 and summary["images"] == 12 * 8  # tiny_config: batch 8, 12 steps
     assert summary["epochs"] == pytest.approx(96 / 48)  # face_folder: 6 identities × 8 crops
-    assert summary["loss"] == "arcface" and summary["config"] == "configs/tiny.yaml"
+    assert summary["loss_config"] == {"name": "arcface", "s": 16, "m": 0.3}
+    assert summary["config"] == "configs/tiny.yaml"
     assert summary["lfw_accuracy"] == report["accuracy"] and summary["lfw_std"] == report["accuracy_std"]
     assert summary["tar_at_far"]["0.1"] == report["tar_at_far"]["0.1"]["tar"]
     assert summary["train_images_per_s"] > 0
