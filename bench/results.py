@@ -136,12 +136,44 @@ def line_plot(path: Path, title: str, xlabel: str, ylabel: str, series: dict[str
     return path
 
 
+def update_results(tables: list[dict], path: Path, command: str, host: str) -> Path:
+    """Replace (or append) only these tables' sections in ``path``, each stamped with command, date, machine.
+
+    A section runs from its ``## title`` line to the next ``## `` line; other sections stay as they are.
+    """
+    text = path.read_text() if path.exists() else "# MarginFace benchmarks\n"
+    stamp = f"`{command}`, {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC}; {host}"
+    for table in tables:
+        section = table_markdown({**table, "notes": [*table.get("notes", []), f"Measured by {stamp}."]})
+        lines = text.split("\n")
+        head = f"## {table['title']}"
+        if head in lines:
+            start = lines.index(head)
+            end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+            lines[start:end] = section.rstrip("\n").split("\n") + [""]
+            text = "\n".join(lines)
+        else:
+            text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text.rstrip("\n") + "\n")
+    return path
+
+
 def main_for(run: Callable[[bool], list[dict]], doc: str | None) -> None:
-    """Command-line entry for one benchmark module: ``--quick``, then its tables printed as markdown."""
+    """Command-line entry for one benchmark module: ``--quick``, then its tables printed as markdown.
+
+    ``--write`` also puts them into ``bench/RESULTS.md``, replacing only their own sections.
+    """
     import argparse
+    import sys
 
     parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0] if doc else None)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--write", action="store_true", help="update these sections of bench/RESULTS.md")
     args = parser.parse_args()
-    for table in run(args.quick):
+    host = machine()
+    tables = run(args.quick)
+    for table in tables:
         print(table_markdown(table))
+    if args.write:
+        command = f"python -m bench.{Path(sys.argv[0]).stem}" + " ".join(["", *sys.argv[1:]]).rstrip()
+        update_results(tables, BENCH_DIR / "RESULTS.md", command, host)

@@ -8,6 +8,11 @@ cd "$(dirname "$0")/.."
 # insightface is only the reference for alignment parity and the source of its sample photos;
 # --no-deps keeps its GUI and opencv-python (non-headless) out of the environment.
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps 'insightface==2.1'
+for hook in scripts/ci/setup_*.sh; do
+  [ -e "$hook" ] || continue
+  echo "[test.sh] $hook"
+  bash "$hook"
+done
 .venv/bin/ruff check .
 if ls docker/Dockerfile* >/dev/null 2>&1; then
   .venv/bin/hadolint docker/Dockerfile*
