@@ -10,6 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.services.errors import Conflict, InvalidRequest, NotFound, ServiceError, Unavailable
+from app.store.errors import StoreUnavailable
 from models.errors import InvalidImageError, MarginFaceError, NoFaceError, PackError
 
 log = logging.getLogger("marginface.server")
@@ -57,6 +59,20 @@ def status_for(exc: MarginFaceError) -> int:
     return 400
 
 
+# Service errors → HTTP status (the most specific class wins; anything else is a 400).
+_SERVICE_STATUS: tuple[tuple[type[ServiceError], int], ...] = (
+    (NotFound, 404),
+    (Conflict, 409),
+    (InvalidRequest, 422),
+    (Unavailable, 503),
+)
+
+
+def service_status(exc: ServiceError) -> int:
+    """HTTP status for an error raised by the service layer."""
+    return next((status for cls, status in _SERVICE_STATUS if isinstance(exc, cls)), 400)
+
+
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(status_code=status, content=body, headers=headers)
 
@@ -67,6 +83,17 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return _json(exc.status, error_body(exc.code, exc.message, **exc.extra), exc.headers)
+
+    @app.exception_handler(ServiceError)
+    async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
+        return _json(service_status(exc), error_body(exc.code, exc.message, **exc.extra))
+
+    @app.exception_handler(StoreUnavailable)
+    async def _store_unavailable(_: Request, exc: StoreUnavailable) -> JSONResponse:
+        # No traceback: the sync loop logs the outage once; a flood of identical ones helps nobody.
+        return _json(
+            503, error_body(exc.code, exc.message), {"Retry-After": str(exc.retry_after_s)}
+        )
 
     @app.exception_handler(MarginFaceError)
     async def _runtime_error(_: Request, exc: MarginFaceError) -> JSONResponse:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from app.errors import ApiError
 from app.services.context import AppContext
 from app.services.enrollment import ImageInput
+from app.services.errors import ServiceError
 from app.settings import Settings
 from models.errors import MarginFaceError
 
@@ -73,7 +73,7 @@ def enroll_directory(
     progress = tqdm(total=total, unit="img", desc=f"enroll {gallery}", file=sys.stderr)
     try:
         outcomes = asyncio.run(_enroll_all(ctx, gallery, pack, todo, progress))
-    except ApiError as exc:
+    except ServiceError as exc:
         raise MarginFaceError(exc.message, code=exc.code) from None
     rejected = {k: v for k, v in outcomes.items() if k != "enrolled"}
     print(

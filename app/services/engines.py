@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from app.batching import MicroBatcher
-from app.errors import ApiError
 from app.metrics import Metrics
+from app.services.errors import Conflict, Unavailable
 from app.settings import Settings
 from models.face import Face
 from models.images import decode_image
@@ -125,17 +125,15 @@ class Engines:
         key = name or self.default_name
         engine = self._by_name.get(key) if key else None
         if engine is None:
-            raise ApiError(
-                503,
-                "pack_not_loaded",
+            raise Unavailable(
                 f"model pack {key!r} is not loaded here (loaded: {sorted(self._by_name) or 'none'})",
+                code="pack_not_loaded",
             )
         if version is not None and version != engine.version:
-            raise ApiError(
-                409,
-                "pack_version_mismatch",
+            raise Conflict(
                 f"the gallery was built with pack {engine.name} {version}, but {engine.version} is loaded; "
                 "embeddings of different pack versions cannot be compared: re-enroll or load that version",
+                code="pack_version_mismatch",
             )
         return engine
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.errors import ApiError, not_found
+from app.crops.describe import lifecycle_description
 from app.search.registry import IndexRegistry
 from app.services.engines import Engines
+from app.services.errors import Conflict, InvalidRequest, NotFound
 from app.store.models import Gallery, Subject, iso
 from app.store.repository import DuplicateError, Repository
 
@@ -25,22 +26,26 @@ class GalleryService:
         self.default_index = default_index
 
     # galleries
-    def create(self, name: str, pack: str | None = None, index: str | None = None) -> Gallery:
+    def create(
+        self, name: str, pack: str | None = None, index: str | None = None, *, keep_crops: bool = True
+    ) -> Gallery:
         kind = index or self.default_index
         if kind not in INDEX_KINDS:
-            raise ApiError(422, "invalid_request", f"index must be one of {', '.join(INDEX_KINDS)}")
+            raise InvalidRequest(f"index must be one of {', '.join(INDEX_KINDS)}")
         engine = self.engines.get(pack)
         try:
-            gallery = self.repo.create_gallery(name, engine.name, engine.version, engine.embedding_size, kind)
+            gallery = self.repo.create_gallery(
+                name, engine.name, engine.version, engine.embedding_size, kind, keep_crops=keep_crops
+            )
         except DuplicateError:
-            raise ApiError(409, "gallery_exists", f"gallery {name!r} already exists") from None
+            raise Conflict(f"gallery {name!r} already exists", code="gallery_exists") from None
         self.indexes.get(gallery)
         return gallery
 
     def get(self, name: str) -> Gallery:
         gallery = self.repo.get_gallery(name)
         if gallery is None:
-            raise not_found("gallery", name)
+            raise NotFound.of("gallery", name)
         return gallery
 
     def get_or_create(self, name: str, pack: str | None = None) -> tuple[Gallery, bool]:
@@ -49,7 +54,7 @@ class GalleryService:
             return gallery, False
         try:
             return self.create(name, pack), True
-        except ApiError as exc:
+        except Conflict as exc:
             if exc.code != "gallery_exists":
                 raise
             return self.get(name), False
@@ -68,6 +73,7 @@ class GalleryService:
             "subjects": subjects,
             "faces": faces,
             "created_at": iso(gallery.created_at),
+            **lifecycle_description(self.repo.engine, gallery),  # crops and migration (issue 13)
         }
 
     def delete(self, name: str) -> None:
@@ -80,8 +86,8 @@ class GalleryService:
         try:
             return self.repo.create_subject(gallery.id, name, meta)
         except DuplicateError:
-            raise ApiError(
-                409, "subject_exists", f"subject {name!r} already exists in {gallery.name!r}"
+            raise Conflict(
+                f"subject {name!r} already exists in {gallery.name!r}", code="subject_exists"
             ) from None
 
     def get_subject(self, gallery: Gallery, ref: str | int) -> Subject:
@@ -93,7 +99,7 @@ class GalleryService:
         else:
             subject = self.repo.get_subject_by_name(gallery.id, text)
         if subject is None:
-            raise not_found("subject", ref)
+            raise NotFound.of("subject", ref)
         return subject
 
     def update_subject(
@@ -103,21 +109,21 @@ class GalleryService:
         try:
             subject = self.repo.update_subject(gallery.id, subject_id, name, meta)
         except DuplicateError:
-            raise ApiError(
-                409, "subject_exists", f"subject {name!r} already exists in {gallery.name!r}"
+            raise Conflict(
+                f"subject {name!r} already exists in {gallery.name!r}", code="subject_exists"
             ) from None
         assert subject is not None
         return subject
 
     def delete_subject(self, gallery: Gallery, subject_id: int) -> None:
         if not self.repo.delete_subject(gallery.id, subject_id):
-            raise not_found("subject", subject_id)
+            raise NotFound.of("subject", subject_id)
         self.indexes.get(gallery).remove_subject(subject_id)
 
     # faces
     def delete_face(self, gallery: Gallery, face_id: int) -> None:
         if self.repo.delete_face(gallery.id, face_id) is None:
-            raise not_found("face", face_id)
+            raise NotFound.of("face", face_id)
         self.indexes.get(gallery).remove([face_id])
 
     def engine_for(self, gallery: Gallery):

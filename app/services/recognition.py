@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from app.errors import ApiError
 from app.services.engines import Analysis, Engine, Engines
+from app.services.errors import Conflict
 from app.services.galleries import GalleryService
 from app.settings import Settings
 from app.store.models import Gallery
@@ -65,7 +65,7 @@ class RecognitionService:
             lambda: list(self.galleries.repo.iter_embeddings(gallery.id, subject_id=subject.id))
         )
         if not stored:
-            raise ApiError(409, "subject_has_no_faces", f"subject {subject.name!r} has no enrolled face")
+            raise Conflict(f"subject {subject.name!r} has no enrolled face", code="subject_has_no_faces")
         face_ids = np.concatenate([ids for ids, _, _ in stored])
         vectors = np.concatenate([vecs for _, _, vecs in stored])
         sims = vectors @ embedding

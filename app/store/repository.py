@@ -14,14 +14,26 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine, delete, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.crops.models import CROP_MEDIA_TYPE, FaceCrop
+from app.store.errors import DuplicateError, StoreUnavailable
 from app.store.models import Change, FaceRecord, Gallery, Subject, utcnow
 
 
-class DuplicateError(Exception):
-    """A unique name already taken."""
+def _is_unavailable(exc: DBAPIError) -> bool:
+    """True for a database that is down, restarting or locked too long; False for a bug in a query."""
+    if exc.connection_invalidated:
+        return True
+    if isinstance(exc, InterfaceError):
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    text = str(exc.orig).lower()
+    # SQLite reports a missing table or a syntax error as OperationalError too: those are bugs.
+    return not ("no such table" in text or "no such column" in text or "syntax error" in text)
 
 
 @dataclass
@@ -33,6 +45,7 @@ class NewFace:
     landmarks: list[list[float]] | None = None
     det_score: float | None = None
     source: str | None = None
+    crop: bytes | None = None  # encoded aligned crop, stored beside the face (app.crops)
 
 
 class Repository:
@@ -44,9 +57,21 @@ class Repository:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session that commits on success (before the caller answers) and rolls back on error."""
-        with self._sessions() as session, session.begin():
-            yield session
+        """A session that commits on success (before the caller answers) and rolls back on error.
+
+        A lost or refused connection becomes ``StoreUnavailable`` (the write was not acknowledged).
+        """
+        try:
+            with self._sessions() as session, session.begin():
+                yield session
+        except IntegrityError:
+            raise
+        except PoolTimeout as exc:
+            raise StoreUnavailable(f"the store is busy or unreachable: {type(exc).__name__}") from exc
+        except DBAPIError as exc:
+            if not _is_unavailable(exc):
+                raise
+            raise StoreUnavailable(f"the store is unreachable: {type(exc.orig).__name__}") from exc
 
     def ping(self) -> None:
         with self.session() as s:
@@ -54,9 +79,16 @@ class Repository:
 
     # galleries
     def create_gallery(
-        self, name: str, pack_name: str, pack_version: str, size: int, index_kind: str
+        self,
+        name: str,
+        pack_name: str,
+        pack_version: str,
+        size: int,
+        index_kind: str,
+        keep_crops: bool = True,
     ) -> Gallery:
         gallery = Gallery(
+            keep_crops=keep_crops,
             name=name,
             pack_name=pack_name,
             pack_version=pack_version,
@@ -209,6 +241,11 @@ class Repository:
             s.add_all(
                 Change(gallery_id=gallery.id, kind="face_add", subject_id=r.subject_id, face_id=r.id)
                 for r in records
+            )
+            s.add_all(
+                FaceCrop(face_id=r.id, gallery_id=gallery.id, media_type=CROP_MEDIA_TYPE, data=f.crop)
+                for r, (_, f) in zip(records, items, strict=True)
+                if f.crop is not None
             )
         return [int(r.id) for r in records]
 
