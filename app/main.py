@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.api.routes import detect, faces, galleries, health, identify, subjects, verify
+from app.crops import router as crops_router
 from app.errors import install_error_handlers
 from app.middleware import BodyLimitMiddleware, LatencyMiddleware
 from app.services.context import AppContext
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None, *, load_packs: bool = True) -> 
     install_error_handlers(app)
     for module in (health, detect, verify, identify, galleries, subjects, faces):
         app.include_router(module.router)
+    app.include_router(crops_router.router)  # issue 13: face crops
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(LatencyMiddleware, metrics=ctx.metrics)
     return app

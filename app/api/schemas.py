@@ -16,6 +16,9 @@ class GalleryCreate(BaseModel):
     name: str = Field(pattern=NAME_PATTERN, description="letters, digits, _ . - (128 at most)")
     pack: str | None = Field(default=None, description="a loaded model pack; default: the server's default")
     index: Literal["flat", "ivf", "hnsw"] | None = Field(default=None, description="FAISS index kind")
+    keep_crops: bool = Field(
+        default=True, description="keep each face's aligned crop (needed to migrate to another pack)"
+    )
 
 
 class SubjectCreate(BaseModel):

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from app.crops.service import crop_for_store
 from app.services.engines import Analysis, Engine
 from app.services.galleries import GalleryService
 from app.settings import Settings
@@ -94,8 +95,9 @@ class EnrollmentService:
                 landmarks=face.to_dict()["landmarks"],
                 det_score=float(face.score),
                 source=images[i].name,
+                crop=crop_for_store(gallery, crop),
             )
-            for (i, face, _), embedding in zip(accepted, embeddings, strict=True)
+            for (i, face, crop), embedding in zip(accepted, embeddings, strict=True)
         ]
         repo, indexes = self.galleries.repo, self.galleries.indexes
         face_ids = await asyncio.to_thread(repo.add_faces, gallery, subject.id, new_faces)  # committed here

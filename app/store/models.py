@@ -47,6 +47,7 @@ class Gallery(Base):
     pack_version: Mapped[str] = mapped_column(String(64))
     embedding_size: Mapped[int] = mapped_column(Integer)
     index_kind: Mapped[str] = mapped_column(String(16), default="flat")
+    keep_crops: Mapped[bool] = mapped_column(Boolean, default=True)  # issue 13: aligned crops kept (app/crops)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

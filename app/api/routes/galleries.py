@@ -16,7 +16,7 @@ router = APIRouter(prefix="/galleries", tags=["galleries"])
 @router.post("", status_code=201, dependencies=[AdminKey])
 def create_gallery(body: GalleryCreate, ctx: CtxDep) -> dict[str, Any]:
     """A new empty gallery on ``pack`` (default: the server's default pack)."""
-    gallery = ctx.galleries.create(body.name, body.pack, body.index)
+    gallery = ctx.galleries.create(body.name, body.pack, body.index, keep_crops=body.keep_crops)
     return ctx.galleries.describe(gallery)
 
 
