@@ -1,0 +1,1 @@
+"""Events of the monitors: storage, unknown clusters, webhooks, MQTT and server-sent events."""
