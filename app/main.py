@@ -12,7 +12,10 @@ from fastapi import FastAPI
 from app.api.routes import detect, faces, galleries, health, identify, subjects, verify
 from app.crops import router as crops_router
 from app.errors import install_error_handlers
+from app.events import routes as events_routes
 from app.middleware import BodyLimitMiddleware, LatencyMiddleware
+from app.monitors import routes as monitors_routes
+from app.monitors.runtime import CamerasRuntime
 from app.services.context import AppContext
 from app.settings import Settings
 
@@ -23,15 +26,18 @@ def create_app(settings: Settings | None = None, *, load_packs: bool = True) -> 
     """The service: migrates the store, loads the packs and rebuilds the indexes when it starts."""
     settings = settings or Settings()
     ctx = AppContext(settings)
+    cameras = CamerasRuntime(ctx)  # issue 15: monitors and events
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(ctx.open, load_packs=load_packs)
         ctx.start_sync()
+        await cameras.start()
         log.info("marginface server ready (auth %s)", "on" if settings.auth else "OFF")
         try:
             yield
         finally:
+            await cameras.stop()
             await ctx.close()
 
     app = FastAPI(
@@ -41,10 +47,13 @@ def create_app(settings: Settings | None = None, *, load_packs: bool = True) -> 
         lifespan=lifespan,
     )
     app.state.ctx = ctx
+    app.state.cameras = cameras
     install_error_handlers(app)
     for module in (health, detect, verify, identify, galleries, subjects, faces):
         app.include_router(module.router)
     app.include_router(crops_router.router)  # issue 13: face crops
+    app.include_router(monitors_routes.router)  # issue 15: camera monitors
+    app.include_router(events_routes.router)  # issue 15: events, clusters, webhooks, SSE
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(LatencyMiddleware, metrics=ctx.metrics)
     return app
