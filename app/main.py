@@ -10,10 +10,19 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.api.routes import detect, faces, galleries, health, identify, subjects, verify
+from app.api.routes import keys as keys_routes
+from app.console import router as console_router
 from app.crops import router as crops_router
+from app.decisions import routes as trust_routes
+from app.doctor import log_startup_summary
 from app.errors import install_error_handlers
 from app.events import routes as events_routes
-from app.middleware import BodyLimitMiddleware, LatencyMiddleware
+from app.middleware import (
+    AdmissionMiddleware,
+    BodyLimitMiddleware,
+    InternalErrorMiddleware,
+    LatencyMiddleware,
+)
 from app.monitors import routes as monitors_routes
 from app.monitors.runtime import CamerasRuntime
 from app.services.context import AppContext
@@ -30,6 +39,7 @@ def create_app(settings: Settings | None = None, *, load_packs: bool = True) -> 
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(log_startup_summary, settings)  # issue 12: `marginface doctor` summary
         await asyncio.to_thread(ctx.open, load_packs=load_packs)
         ctx.start_sync()
         await cameras.start()
@@ -52,9 +62,20 @@ def create_app(settings: Settings | None = None, *, load_packs: bool = True) -> 
     for module in (health, detect, verify, identify, galleries, subjects, faces):
         app.include_router(module.router)
     app.include_router(crops_router.router)  # issue 13: face crops
+    app.include_router(trust_routes.router)  # issue 11: calibrate, policy, negatives
     app.include_router(monitors_routes.router)  # issue 15: camera monitors
     app.include_router(events_routes.router)  # issue 15: events, clusters, webhooks, SSE
+    app.include_router(keys_routes.router)  # issue 14: admin /keys API
+    app.include_router(console_router)  # issue 14: web console at /console
+    # Added innermost first: latency ⊃ last-resort 500 ⊃ size limit (413 first) ⊃ admission by bytes.
+    app.add_middleware(
+        AdmissionMiddleware,
+        max_inflight_bytes=settings.max_inflight_bytes,
+        max_request_bytes=settings.max_request_bytes,
+        metrics=ctx.metrics,
+    )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(InternalErrorMiddleware)
     app.add_middleware(LatencyMiddleware, metrics=ctx.metrics)
     return app
 

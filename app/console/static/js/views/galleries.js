@@ -1,0 +1,180 @@
+// Galleries: list, create (pack, index kind), delete with confirmation; one gallery with its subjects.
+import { api, enc } from "../api.js";
+import { alertBox, clear, confirmDialog, describeError, field, fmtDate, fmtNum, h, toast } from "../dom.js";
+
+export async function galleriesView(ctx) {
+  const [{ galleries }, ready] = await Promise.all([api("/galleries"), api("/readyz").catch((e) => e.body || {})]);
+  const section = h("section", { "aria-labelledby": "gal-title" }, h("h1", { id: "gal-title" }, "Galleries"));
+  if (ctx.admin) section.append(createForm(ctx, (ready && ready.packs) || []));
+  if (!galleries.length) {
+    section.append(h("p", { class: "empty" }, "No gallery yet."));
+    return section;
+  }
+  const rows = galleries.map((g) => h("tr", {},
+    h("th", { scope: "row" }, h("a", { href: `#/galleries/${enc(g.name)}` }, g.name)),
+    h("td", {}, `${g.pack.name} ${g.pack.version}`),
+    h("td", {}, g.index.kind),
+    h("td", { class: "num" }, String(g.subjects)),
+    h("td", { class: "num" }, String(g.faces)),
+    h("td", {}, fmtDate(g.created_at)),
+    ctx.admin ? h("td", {}, deleteButton(ctx, g.name)) : null));
+  section.append(h("div", { class: "table-wrap" }, h("table", {},
+    h("caption", { class: "sr-only" }, "Galleries"),
+    h("thead", {}, h("tr", {}, ["Name", "Pack", "Index", "Subjects", "Faces", "Created"].map((t) => h("th", { scope: "col" }, t)),
+      ctx.admin ? h("th", { scope: "col" }, h("span", { class: "sr-only" }, "Actions")) : null)),
+    h("tbody", {}, rows))));
+  return section;
+}
+
+function deleteButton(ctx, name) {
+  return h("button", {
+    type: "button", class: "danger small", "aria-label": `Delete gallery ${name}`,
+    onclick: async () => {
+      const ok = await confirmDialog(`Delete gallery “${name}”?`,
+        "Every subject and face in it is deleted for good. This cannot be undone.", "Delete gallery");
+      if (!ok) return;
+      try {
+        await api(`/galleries/${enc(name)}`, { method: "DELETE" });
+        toast(`Gallery ${name} deleted`);
+        ctx.refresh();
+      } catch (err) { toast(describeError(err)); }
+    },
+  }, "Delete");
+}
+
+function createForm(ctx, packs) {
+  const name = h("input", { required: true, pattern: "[A-Za-z0-9][A-Za-z0-9_.\\-]{0,127}", autocomplete: "off" });
+  const pack = h("select", {}, h("option", { value: "" }, "server default"),
+    packs.map((p) => h("option", { value: p.name }, `${p.name} ${p.version}`)));
+  const index = h("select", {}, h("option", { value: "" }, "server default"),
+    ["flat", "ivf", "hnsw"].map((k) => h("option", { value: k }, k)));
+  const out = h("div", {});
+  const form = h("form", { class: "card inline", "aria-label": "New gallery" },
+    h("h2", {}, "New gallery"),
+    h("div", { class: "row wrap" },
+      field("Name", name, "letters, digits, _ . -"), field("Model pack", pack), field("Index kind", index),
+      h("div", { class: "field" }, h("button", { type: "submit" }, "Create gallery"))),
+    out);
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    clear(out);
+    const body = { name: name.value.trim() };
+    if (pack.value) body.pack = pack.value;
+    if (index.value) body.index = index.value;
+    try {
+      await api("/galleries", { method: "POST", json: body });
+      toast(`Gallery ${body.name} created`);
+      ctx.go(`#/galleries/${enc(body.name)}`);
+    } catch (err) { out.append(alertBox(describeError(err))); }
+  });
+  return form;
+}
+
+/** Threshold and calibration, in whichever shape the server reports them (fields are optional). */
+function calibrationFacts(g, packs) {
+  const facts = [];
+  const pack = packs.find((p) => p.name === g.pack.name);
+  const threshold = g.threshold ?? (g.calibration && g.calibration.threshold) ?? (pack && pack.threshold);
+  facts.push(["Threshold", typeof threshold === "number" ? fmtNum(threshold) : "—"]);
+  const cal = g.calibration;
+  if (cal === undefined) facts.push(["Calibration", "not reported by this server"]);
+  else if (cal === null) facts.push(["Calibration", "not calibrated (pack default threshold)"]);
+  else if (typeof cal === "object") {
+    const parts = [];
+    if (cal.state || cal.status) parts.push(String(cal.state || cal.status));
+    if (cal.target_far !== undefined) parts.push(`target FAR ${cal.target_far}`);
+    if (cal.far !== undefined) parts.push(`FAR ${cal.far}`);
+    if (cal.calibrated_at) parts.push(`on ${fmtDate(cal.calibrated_at)}`);
+    facts.push(["Calibration", parts.join(", ") || "calibrated"]);
+  } else facts.push(["Calibration", String(cal)]);
+  return facts;
+}
+
+function cropFacts(g) {
+  const c = g.crops;
+  if (!c || typeof c !== "object") return [];
+  return [["Face crops", c.keep ? `kept (${c.stored ?? "?"} of ${c.faces ?? "?"} faces)` : "not kept"]];
+}
+
+const PAGE = 24;
+
+export async function galleryView(ctx, name) {
+  const [g, ready] = await Promise.all([api(`/galleries/${enc(name)}`), api("/readyz").catch((e) => e.body || {})]);
+  const facts = [
+    ["Pack", `${g.pack.name} ${g.pack.version}`], ["Index", `${g.index.kind} (${g.index.faces} vectors)`],
+    ["Subjects", String(g.subjects)], ["Faces", String(g.faces)],
+    ...calibrationFacts(g, (ready && ready.packs) || []), ...cropFacts(g), ["Created", fmtDate(g.created_at)],
+  ];
+  const section = h("section", { "aria-labelledby": "g-title" },
+    h("p", { class: "crumbs" }, h("a", { href: "#/galleries" }, "Galleries"), " / "),
+    h("h1", { id: "g-title" }, g.name),
+    h("dl", { class: "facts" }, facts.map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, v)))),
+    h("div", { class: "row wrap" },
+      ctx.admin ? h("a", { class: "button", href: `#/enroll?gallery=${enc(g.name)}` }, "Enroll photos") : null,
+      h("a", { class: "button secondary", href: "#/identify" }, "Identify in this gallery")));
+  sessionStorage.setItem("marginface.gallery", g.name);
+  section.append(subjectList(ctx, g.name));
+  return section;
+}
+
+function subjectList(ctx, gallery) {
+  const search = h("input", { type: "search", autocomplete: "off", placeholder: "name contains…" });
+  const list = h("ul", { class: "subjects", "aria-live": "polite" });
+  const status = h("p", { class: "hint" });
+  const prev = h("button", { type: "button", class: "secondary small" }, "Previous page");
+  const next = h("button", { type: "button", class: "secondary small" }, "Next page");
+  // Keyset pagination: the API pages by id (after=…); the stack remembers where each page began.
+  const starts = [0];
+  let nextAfter = null;
+
+  async function load() {
+    const q = search.value.trim();
+    const after = starts[starts.length - 1];
+    const params = new URLSearchParams({ limit: String(PAGE), after: String(after) });
+    if (q) params.set("q", q);
+    let page;
+    try {
+      page = await api(`/galleries/${enc(gallery)}/subjects?${params}`);
+    } catch (err) { clear(list).append(alertBox(describeError(err))); return; }
+    // Filter here too, so the search is right even on a server that does not filter by q.
+    const needle = q.toLowerCase();
+    const shown = page.subjects.filter((s) => !needle || s.name.toLowerCase().includes(needle));
+    nextAfter = page.next_after;
+    clear(list).append(shown.map((s) => h("li", {},
+      h("a", { href: `#/galleries/${enc(gallery)}/subjects/${s.id}` }, s.name),
+      h("span", { class: "badge" }, `${s.faces ?? 0} face${s.faces === 1 ? "" : "s"}`))));
+    if (!shown.length) list.append(h("li", { class: "empty" }, q ? "No subject matches." : "No subject yet."));
+    status.textContent = `Page ${starts.length} · ${page.total} subject${page.total === 1 ? "" : "s"} in the gallery`;
+    prev.disabled = starts.length === 1;
+    next.disabled = nextAfter === null || nextAfter === undefined;
+  }
+  prev.addEventListener("click", () => { if (starts.length > 1) { starts.pop(); load(); } });
+  next.addEventListener("click", () => { if (nextAfter) { starts.push(nextAfter); load(); } });
+  let timer = 0;
+  search.addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => { starts.length = 1; load(); }, 250);
+  });
+  const create = ctx.admin ? newSubjectForm(ctx, gallery) : null;
+  load();
+  return h("section", { "aria-labelledby": "s-title" },
+    h("h2", { id: "s-title" }, "Subjects"),
+    h("div", { class: "row wrap" }, field("Search subjects", search), create),
+    list, h("div", { class: "row" }, prev, next, status));
+}
+
+function newSubjectForm(ctx, gallery) {
+  const name = h("input", { required: true, maxlength: 256, autocomplete: "off" });
+  const out = h("div", {});
+  const form = h("form", { class: "row wrap", "aria-label": "New subject" },
+    field("New subject", name), h("div", { class: "field" }, h("button", { type: "submit", class: "secondary" }, "Add subject")), out);
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    clear(out);
+    try {
+      const s = await api(`/galleries/${enc(gallery)}/subjects`, { method: "POST", json: { name: name.value } });
+      ctx.go(`#/galleries/${enc(gallery)}/subjects/${s.id}`);
+    } catch (err) { out.append(alertBox(describeError(err))); }
+  });
+  return form;
+}

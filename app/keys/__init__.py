@@ -1,0 +1,1 @@
+"""Admin management of API keys over HTTP (the ``/keys`` API); the store is app/store/keys.py."""
