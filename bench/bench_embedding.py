@@ -41,7 +41,7 @@ def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str,
 
 
 def _faces() -> np.ndarray:
-    from models.packs.store import install_pack
+    from models.packs.install import install_pack
     from training.export.faces import sample_faces
 
     return sample_faces(install_pack("default", progress=False))
@@ -165,8 +165,9 @@ def _detector_rows(sizes: list[int], repeats: int) -> tuple[list, list[str], dic
     from skimage import data
 
     from models.detectors import build_detector
+    from models.packs.install import install_pack
     from models.packs.manifest import ModelEntry
-    from models.packs.store import install_pack, resolve_pack, sha256_file
+    from models.packs.store import resolve_pack, sha256_file
 
     image = np.ascontiguousarray(data.astronaut()[:, :, ::-1])
     image = cv2.resize(image, (640, 640))

@@ -34,6 +34,8 @@ def add_checkpoint_option(parser: argparse.ArgumentParser) -> None:
         "(detection and alignment still come from the pack)",
     )
     parser.add_argument("--device", default="cpu", help="torch device for --checkpoint (cpu, cuda, cuda:1)")
+    parser.add_argument("--trust-code", action="store_true",
+                        help="import the pkg.mod:factory backbone the checkpoint names (runs its code)")
 
 
 def apply_checkpoint(pipeline, args: argparse.Namespace):
@@ -42,7 +44,7 @@ def apply_checkpoint(pipeline, args: argparse.Namespace):
         return pipeline
     from training.evaluation.embed import use_checkpoint
 
-    return use_checkpoint(pipeline, args.checkpoint, args.device)
+    return use_checkpoint(pipeline, args.checkpoint, args.device, args.trust_code)
 
 
 def register_train_eval(commands: argparse._SubParsersAction) -> None:
@@ -119,7 +121,7 @@ def run_bin(args: argparse.Namespace) -> int:
     if args.checkpoint is not None:
         from training.evaluation.embed import embed_crops, load_backbone
 
-        backbone, _ = load_backbone(args.checkpoint, args.device)
+        backbone, _ = load_backbone(args.checkpoint, args.device, args.trust_code)
         work = None
         if args.engine == "onnx":
             import tempfile
@@ -195,7 +197,7 @@ def run_ident(args: argparse.Namespace) -> int:
     if args.aligned and args.checkpoint is not None:
         from training.evaluation.embed import embed_crops, load_backbone
 
-        backbone, _ = load_backbone(args.checkpoint, args.device)
+        backbone, _ = load_backbone(args.checkpoint, args.device, args.trust_code)
 
         def embed(paths):
             return embed_crops(backbone, read_aligned_crops(paths), flip=args.flip, device=args.device)

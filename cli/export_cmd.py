@@ -57,6 +57,8 @@ def register(subparsers) -> None:
     parser.add_argument("--exporter", choices=["auto", "dynamo", "torchscript"], default="auto",
                         help="torch.onnx exporter (default: dynamo, legacy TorchScript as fallback)")
     parser.add_argument("--force", action="store_true", help="replace a non-empty --out folder")
+    parser.add_argument("--trust-code", action="store_true",
+                        help="import the pkg.mod:factory backbone the checkpoint names (runs its code)")
     parser.set_defaults(func=run_export)
 
 
@@ -84,6 +86,7 @@ def run_export(args: argparse.Namespace) -> int:
         opset=args.opset,
         exporter=args.exporter,
         force=args.force,
+        trust_code=args.trust_code,
     )
     summary = export_pack(options)
     brief = {

@@ -19,6 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     install.add_argument("--accept-license", action="store_true", help="accept non-commercial model licenses")
     install.add_argument("--force", action="store_true", help="rebuild/replace an installed pack")
+    install.add_argument("--allow-unverified", action="store_true",
+                         help="download a pack whose files have no pinned sha256 (e.g. buffalo_m)")
     install.add_argument("--no-progress", action="store_true", help="no download progress bar")
     install.set_defaults(func=run_install)
 
@@ -39,8 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_install(args: argparse.Namespace) -> int:
+    from models.packs.install import install_pack
     from models.packs.manifest import PackManifest
-    from models.packs.store import install_pack
 
     folder = install_pack(
         args.source,
@@ -48,6 +50,7 @@ def run_install(args: argparse.Namespace) -> int:
         force=args.force,
         progress=not args.no_progress,
         from_path=args.from_path,
+        allow_unverified=args.allow_unverified,
     )
     manifest = PackManifest.read(folder)
     print(f"installed {manifest.name} {manifest.version} at {folder}")

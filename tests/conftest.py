@@ -39,7 +39,7 @@ def marginface_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def default_pack(marginface_home: Path) -> Path:
     """The offline default pack (YuNet + SFace) installed once into the session home; its folder."""
-    from models.packs.store import install_pack
+    from models.packs.install import install_pack
 
     return install_pack("default", progress=False)
 

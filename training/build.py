@@ -14,13 +14,25 @@ from training.config import ConfigError, TrainConfig
 FULL_INIT_LIMIT = 64 * 1024 * 1024
 
 
-def build_backbone_from_config(cfg: TrainConfig | dict[str, Any]) -> nn.Module:
+def build_backbone_from_config(cfg: TrainConfig | dict[str, Any], *, trust_code: bool = False) -> nn.Module:
     """``backbone`` is a registry name (training.backbones) or ``package.module:factory``; the factory
-    takes ``embedding_size`` and ``dropout`` keywords."""
+    takes ``embedding_size`` and ``dropout`` keywords.
+
+    A dict config comes from a checkpoint, a file from anywhere: the code it names is imported only with
+    ``trust_code`` (``--trust-code`` on the command line). A ``TrainConfig`` is the user's own config.
+    """
     if isinstance(cfg, dict):
         name, size, dropout = cfg["backbone"], int(cfg.get("embedding_size", 512)), cfg.get("dropout", 0.0)
+        trusted = trust_code
     else:
         name, size, dropout = cfg.backbone, cfg.embedding_size, cfg.dropout
+        trusted = True
+    if ":" in str(name) and not trusted:
+        raise ConfigError(
+            f"the checkpoint's config names code to import and run (backbone {name!r}); "
+            "pass --trust-code if you trust where the checkpoint came from",
+            code="untrusted_code",
+        )
     if ":" in name:
         module_name, _, attr = name.partition(":")
         try:

@@ -9,6 +9,7 @@ with ``backbone``, ``embedding_size``, ``loss``), ``loss`` (head state incl. wei
 from __future__ import annotations
 
 import os
+import pickle
 import random
 import re
 import tempfile
@@ -33,9 +34,17 @@ class CheckpointError(MarginFaceError):
 
 
 def capture_rng() -> dict[str, Any]:
+    """Every generator's state as tensors and plain numbers, so ``torch.load(weights_only=True)`` reads it."""
+    version, words, gauss = random.getstate()
+    _, keys, pos, has_gauss, cached = np.random.get_state()
     state: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "python": {"version": version, "state": torch.tensor(words, dtype=torch.int64), "gauss": gauss},
+        "numpy": {
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -44,8 +53,15 @@ def capture_rng() -> dict[str, Any]:
 
 
 def restore_rng(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    """Inverse of ``capture_rng`` (also reads the tuple layout of checkpoints written before it)."""
+    py, npy = state["python"], state["numpy"]
+    if isinstance(py, dict):
+        py = (py["version"], tuple(int(w) for w in py["state"].tolist()), py["gauss"])
+    if isinstance(npy, dict):
+        keys = npy["keys"].numpy().astype(np.uint32)
+        npy = ("MT19937", keys, npy["pos"], npy["has_gauss"], npy["cached_gaussian"])
+    random.setstate(py)
+    np.random.set_state(npy)
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -84,10 +100,33 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}", code="checkpoint_not_found")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # a truncated or foreign file
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+        # weights_only: tensors and plain containers only, never arbitrary objects (a checkpoint is a file
+        # from anywhere). numpy arrays are allowed for checkpoints written before RNG state became tensors.
+        with torch.serialization.safe_globals(_NUMPY_ARRAY_GLOBALS):
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated or foreign file, or one that pickles code
+        raise CheckpointError(f"cannot read checkpoint {path}: {_first_line(exc)}") from exc
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} is not a MarginFace checkpoint (not a dict)")
     missing = [k for k in ("backbone", "config") if k not in state]
     if missing:
         raise CheckpointError(f"{path} is not a MarginFace checkpoint (missing {', '.join(missing)})")
     return state
+
+
+def _numpy_array_globals() -> list[Any]:
+    """What unpickling a numpy array needs (data only: no callables beyond the array constructor)."""
+    multiarray = getattr(np, "_core", None) or np.core
+    found: list[Any] = [np.ndarray, np.dtype, multiarray.multiarray._reconstruct]
+    found += [type(np.dtype(t)) for t in ("uint32", "int64", "float64", "float32", "uint8")]
+    return found
+
+
+_NUMPY_ARRAY_GLOBALS = _numpy_array_globals()
+
+
+def _first_line(exc: Exception) -> str:
+    if isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in str(exc):
+        return "it pickles objects other than tensors and plain data (refused: loading them could run code)"
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

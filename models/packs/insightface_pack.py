@@ -1,8 +1,11 @@
 """insightface model packs (buffalo_*, antelopev2): download or take a local zip/folder, verify, map roles.
 
 The weights are licensed for non-commercial research only, so installing needs ``accept_license``.
-Known checksums come from public projects that pin these release files (see docs/model-packs.md);
-a file whose published digest we do not know is installed with ``published_sha256_verified: false``.
+Known checksums come from public projects that pin these release files (see docs/model-packs.md).
+A download whose digest is not pinned (neither the zip's nor every chosen file's) is refused unless the
+user passes ``allow_unverified`` (``--allow-unverified``); a local zip/folder the user supplies is installed
+with ``published_sha256_verified: false`` on the files we cannot check. Zip extraction is capped in size
+and count and takes base names only (no path escapes).
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ PACK_FILES = {
     "buffalo_sc": ("det_500m.onnx", "w600k_mbf.onnx"),
     "antelopev2": ("scrfd_10g_bnkps.onnx", "glintr100.onnx"),
 }
+MAX_EXTRACT_BYTES = 2 * 1024**3  # all extracted ONNX files together (antelopev2, the largest, is ~0.4 GB)
+MAX_ARCHIVE_MEMBERS = 10_000
 DETECTOR_NAME = re.compile(r"^(det_[0-9.]+[gm]|scrfd_.*)\.onnx$")
 RECOGNISER_NAME = re.compile(r"^(w600k_(r50|mbf)|glintr100)\.onnx$")
 IGNORED_NAME = re.compile(r"^(1k3d68|2d106det|genderage)\.onnx$")
@@ -120,23 +125,50 @@ def pick(candidates: dict[str, Path], role: str, preferred: str) -> Path:
     return candidates[sorted(candidates)[0]]
 
 
-def gather_onnx(source: Path, scratch: Path) -> list[Path]:
-    """ONNX files of a folder, or extracted from a zip into ``scratch`` (by base name: no path escapes)."""
+def gather_onnx(source: Path, scratch: Path, max_bytes: int = MAX_EXTRACT_BYTES) -> list[Path]:
+    """ONNX files of a folder, or extracted from a zip into ``scratch``: by base name (no path escapes),
+    at most ``max_bytes`` in all, counted while writing (a member's declared size may lie)."""
     if source.is_dir():
         return sorted(p for p in source.rglob("*.onnx") if p.is_file())
     if not zipfile.is_zipfile(source):
         raise PackError(f"{source} is neither a folder nor a zip file", code="bad_manifest")
     files = []
-    with zipfile.ZipFile(source) as archive:
-        for info in archive.infolist():
-            name = Path(info.filename).name
-            if info.is_dir() or not name.endswith(".onnx") or IGNORED_NAME.match(name):
-                continue
-            target = scratch / name
-            with archive.open(info) as src, open(target, "wb") as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
-            files.append(target)
+    written = 0
+    try:
+        with zipfile.ZipFile(source) as archive:
+            members = archive.infolist()
+            if len(members) > MAX_ARCHIVE_MEMBERS:
+                raise PackError(f"{source} holds {len(members)} entries (limit {MAX_ARCHIVE_MEMBERS})",
+                                code="archive_too_large")
+            for info in members:
+                name = Path(info.filename.replace("\\", "/")).name
+                if info.is_dir() or not name.endswith(".onnx") or IGNORED_NAME.match(name):
+                    continue
+                if written + info.file_size > max_bytes:
+                    raise _too_large(source, max_bytes)
+                target = scratch / name
+                with archive.open(info) as src, open(target, "wb") as dst:
+                    for chunk in iter(lambda src=src: src.read(1 << 20), b""):
+                        written += len(chunk)
+                        if written > max_bytes:
+                            raise _too_large(source, max_bytes)
+                        dst.write(chunk)
+                files.append(target)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as exc:
+        raise PackError(f"{source}: unreadable zip ({exc})", code="bad_manifest") from exc
     return files
+
+
+def _too_large(source: Path, max_bytes: int) -> PackError:
+    return PackError(
+        f"{source} would extract to more than {max_bytes} bytes of ONNX files; refused (a zip bomb?)",
+        code="archive_too_large",
+    )
+
+
+def pinned(name: str) -> bool:
+    """Whether a download of pack ``name`` can be checked: its zip's sha256 or every file's is pinned."""
+    return name in ZIP_SHA256 or all(f in FILE_SHA256 for f in PACK_FILES[name])
 
 
 def recogniser_normalisation(path: Path) -> tuple[float, float]:
@@ -194,8 +226,10 @@ def install_insightface_pack(
     force: bool = False,
     progress: bool = True,
     from_path: str | Path | None = None,
+    allow_unverified: bool = False,
 ) -> Path:
-    """Install ``insightface:<name>`` into ``dest_root/<name>`` from the release zip or ``from_path``."""
+    """Install ``insightface:<name>`` into ``dest_root/<name>`` from the release zip or ``from_path``.
+    Downloading a pack without pinned digests needs ``allow_unverified``."""
     if name not in PACK_FILES:
         raise PackError(
             f"unknown insightface pack {name!r}; known: {', '.join(sorted(PACK_FILES))}",
@@ -205,6 +239,13 @@ def install_insightface_pack(
     dest_root = Path(dest_root)
     if not force and (found := existing_pack(dest_root, name)) is not None:
         return found
+    if from_path is None and not pinned(name) and not allow_unverified:
+        raise PackError(
+            f"insightface:{name} has no pinned sha256 (neither its zip nor {', '.join(PACK_FILES[name])}), "
+            "so a download cannot be verified; re-run with --allow-unverified to install it anyway, or "
+            "install a zip you checked yourself with --from PATH",
+            code="unverified_download",
+        )
     dest_root.mkdir(parents=True, exist_ok=True)
     notes: dict[str, object] = {}
     with tempfile.TemporaryDirectory(prefix=f".{name}.fetch-", dir=dest_root) as tmp:

@@ -56,7 +56,7 @@ def test_installed_pack_embeds_t1_faces_like_pytorch(
 ) -> None:
     import cv2
 
-    from models.packs.store import install_pack
+    from models.packs.install import install_pack
     from models.pipeline import FacePipeline
     from training.export.checkpoint import load_checkpoint
     from training.export.parity import torch_embeddings
@@ -93,8 +93,8 @@ def test_server_loads_the_exported_pack_and_verifies_with_its_threshold(
 
     from app.main import create_app
     from app.settings import Settings
+    from models.packs.install import install_pack
     from models.packs.manifest import PackManifest
-    from models.packs.store import install_pack
 
     install_pack(exported["pack"], force=True)
     threshold = PackManifest.read(Path(exported["pack"])).default_threshold

@@ -11,7 +11,8 @@ import pytest
 from models.errors import PackError
 from models.packs.checks import smoke_run
 from models.packs.insightface_pack import FILE_SHA256, URL_ENV
-from models.packs.store import install_pack, resolve_pack
+from models.packs.install import install_pack
+from models.packs.store import resolve_pack
 from tests.packs.tiny_models import tiny_detector, tiny_recogniser
 
 

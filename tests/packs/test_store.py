@@ -10,7 +10,8 @@ import pytest
 
 from models.errors import PackError
 from models.packs import store
-from models.packs.store import install_pack, list_packs, remove_pack, resolve_pack, staged_pack
+from models.packs.install import install_pack
+from models.packs.store import list_packs, remove_pack, resolve_pack, staged_pack
 from tests.packs.tiny_models import tiny_pack
 
 

@@ -15,14 +15,15 @@ from models.errors import InvalidImageError
 
 
 def load_backbone(
-    checkpoint: str | Path, device: str | torch.device = "cpu"
+    checkpoint: str | Path, device: str | torch.device = "cpu", trust_code: bool = False
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Build the backbone a checkpoint's config names, load its weights, and put it in eval mode."""
+    """Build the backbone a checkpoint's config names, load its weights, and put it in eval mode.
+    A ``pkg.mod:factory`` backbone is imported only with ``trust_code``."""
     from training.build import build_backbone_from_config
     from training.checkpoint import load_checkpoint
 
     state = load_checkpoint(checkpoint)
-    backbone = build_backbone_from_config(state["config"])
+    backbone = build_backbone_from_config(state["config"], trust_code=trust_code)
     backbone.load_state_dict(state["backbone"])
     return backbone.to(device).eval(), state["config"]
 
@@ -67,10 +68,16 @@ class CheckpointEmbedder:
     """The recogniser interface of ``models.embedder.Embedder`` (``embed(crops, flip=)``) backed by a
     training checkpoint, so the inference pipeline can detect/align with a pack and embed with it."""
 
-    def __init__(self, checkpoint: str | Path, device: str | torch.device = "cpu", batch_size: int = 64):
+    def __init__(
+        self,
+        checkpoint: str | Path,
+        device: str | torch.device = "cpu",
+        batch_size: int = 64,
+        trust_code: bool = False,
+    ):
         import threading
 
-        self.backbone, self.config = load_backbone(checkpoint, device)
+        self.backbone, self.config = load_backbone(checkpoint, device, trust_code)
         self.device, self.batch_size = torch.device(device), batch_size
         self.embedding_size = int(self.config.get("embedding_size", 512))
         self.crop_size = 112
@@ -86,9 +93,11 @@ class CheckpointEmbedder:
             )
 
 
-def use_checkpoint(pipeline: Any, checkpoint: str | Path, device: str = "cpu") -> Any:
+def use_checkpoint(
+    pipeline: Any, checkpoint: str | Path, device: str = "cpu", trust_code: bool = False
+) -> Any:
     """Swap a ``FacePipeline``'s recogniser for a checkpoint's backbone (detection/alignment unchanged)."""
-    embedder = CheckpointEmbedder(checkpoint, device)
+    embedder = CheckpointEmbedder(checkpoint, device, trust_code=trust_code)
     if getattr(pipeline, "crop_size", 112) != embedder.crop_size:
         raise InvalidImageError(
             f"the pack aligns to {pipeline.crop_size} px; checkpoints take 112", "bad_image"

@@ -28,7 +28,7 @@ class LoadedCheckpoint:
         return int(sum(p.numel() for p in self.model.parameters()))
 
 
-def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
+def load_checkpoint(path: str | Path, trust_code: bool = False) -> LoadedCheckpoint:
     """Rebuild the backbone named in the checkpoint's config and load its weights (strict).
 
     ``path`` is a ``.pt`` file or a training output folder (its ``checkpoint_last.pt``). Unreadable files
@@ -44,7 +44,7 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     config = dict(state["config"])
     if not config.get("backbone"):
         raise ExportError(f"{path}: config names no backbone", code="bad_checkpoint")
-    model = build_backbone_from_config({**config, "dropout": 0.0})
+    model = build_backbone_from_config({**config, "dropout": 0.0}, trust_code=trust_code)
     try:
         model.load_state_dict(state["backbone"], strict=True)
     except (KeyError, ValueError, RuntimeError) as exc:

@@ -44,6 +44,7 @@ class ExportOptions:
     opset: int = 18
     exporter: str = "auto"
     force: bool = False
+    trust_code: bool = False  # import a ``pkg.mod:factory`` backbone named in the checkpoint
 
     @property
     def precision(self) -> str:
@@ -113,7 +114,7 @@ def export_pack(opts: ExportOptions) -> dict:
 
     _check_options(opts)
     bar = tqdm(total=6, desc="export", unit="step")
-    ckpt = load_checkpoint(opts.checkpoint)
+    ckpt = load_checkpoint(opts.checkpoint, trust_code=opts.trust_code)
     name = opts.name or default_pack_name(ckpt.backbone, Path(opts.checkpoint))
     det_dir, det_manifest = resolve_pack(opts.detector_from, verify=True)
     det_entry = det_manifest.model("detector")

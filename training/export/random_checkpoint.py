@@ -42,7 +42,7 @@ def random_checkpoint(
 
     torch.manual_seed(seed)
     config = {"backbone": backbone, "embedding_size": embedding_size, "dropout": 0.0}
-    model = build_backbone_from_config(config)
+    model = build_backbone_from_config(config, trust_code=True)  # the caller's own backbone name
     # Small batches are enough; augment with flips so BatchNorm1d sees more than a handful of rows.
     crops = np.concatenate([crops_bgr, crops_bgr[:, :, ::-1]])
     settle_batchnorm(model, crops)
