@@ -1,8 +1,9 @@
 """Face quality from what the pipeline already has: box, five landmarks, detector score, aligned crop.
 
 Pose is estimated geometrically from the five landmarks (no extra model): roll is the angle of the eye
-line; yaw comes from where the nose tip sits between the eyes, pitch from where it sits between the eye
-line and the mouth line, both compared with the frontal ArcFace template. These are coarse (±10°) but
+line; yaw comes from where the nose tip sits between the eyes (a nose tip as far in front of the eye
+line as the eyes are from their midpoint), pitch from where it sits between the eye line and the mouth
+line, compared with the frontal ArcFace template. These are coarse (±10°) but
 separate frontal, three-quarter and profile faces reliably, which is what the enrollment policy needs.
 Sharpness is the variance of the Laplacian of the grey aligned crop (same 112×112 scale for every face,
 so the number is comparable between photos of different resolutions).
@@ -52,9 +53,11 @@ def pose_from_landmarks(landmarks: np.ndarray) -> tuple[float, float, float]:
     p = (pts - mid) @ rot.T
     le, re_, nose, ml, mr = p
     eye_span = max(re_[0] - le[0], 1e-6)
-    # nose between the eyes: 0.5 when frontal, → 0 or 1 in profile
+    # Nose tip between the eyes: 0.5 when frontal. With the eyes at ±e and the nose tip d in front of
+    # them, turning by yaw θ puts it at 0.5 + (d / 2e)·tan θ; d ≈ e for adult faces, so
+    # tan θ = 2·(ratio − 0.5). A profile pushes the nose past the far eye (ratio < 0 or > 1).
     ratio = (nose[0] - le[0]) / eye_span
-    yaw = math.degrees(math.asin(float(np.clip((ratio - 0.5) * 2, -1, 1))))
+    yaw = math.degrees(math.atan(2 * (ratio - 0.5)))
     mouth_y = (ml[1] + mr[1]) / 2
     eye_y = (le[1] + re_[1]) / 2
     span = mouth_y - eye_y
@@ -67,9 +70,20 @@ def pose_from_landmarks(landmarks: np.ndarray) -> tuple[float, float, float]:
 
 
 def sharpness(crop: np.ndarray) -> float:
-    """Variance of the Laplacian of an aligned BGR crop (higher = sharper)."""
-    grey = cv2.cvtColor(np.ascontiguousarray(crop), cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop
-    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+    """Variance of the Laplacian of an aligned BGR crop (higher = sharper), over the face's interior.
+
+    Pixels of the black border that alignment adds where the face leaves the image are left out (they
+    would make a blurred face at the image edge look sharp)."""
+    crop = np.ascontiguousarray(crop)
+    grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop
+    lap = cv2.Laplacian(grey, cv2.CV_64F)
+    inside = (crop.max(axis=2) if crop.ndim == 3 else crop) > 0
+    valid = cv2.erode(inside.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    h, w = grey.shape
+    m = max(h // 14, 1)
+    valid[:m], valid[-m:], valid[:, :m], valid[:, -m:] = False, False, False, False
+    values = lap[valid]
+    return float(values.var()) if values.size >= 0.1 * h * w else 0.0
 
 
 def assess(face, crop: np.ndarray, recognisability: float | None = None) -> FaceQuality:

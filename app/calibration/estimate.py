@@ -29,6 +29,7 @@ BOOTSTRAP_ROUNDS = 200
 DEFAULT_TARGET_FPIR = 1e-2
 DEFAULT_TARGET_FAR = 1e-3
 DEFAULT_GROWTH_LIMIT = 2.0
+MIN_NON_MATED = 20  # fewer non-mated probes than this: no estimate at all (refused)
 
 
 def quantile_threshold(scores: np.ndarray, target: float) -> tuple[float, str]:
@@ -44,7 +45,7 @@ def quantile_threshold(scores: np.ndarray, target: float) -> tuple[float, str]:
     n_tail = min(m, max(MIN_EXCEEDANCES, m // 10))
     u = s[n_tail - 1]
     beta = max(float(np.mean(s[: n_tail - 1] - u)) if n_tail > 1 else 0.0, 1e-4)
-    return float(u + beta * math.log((n_tail / m) / target)), "tail"
+    return float(min(u + beta * math.log((n_tail / m) / target), 1.0)), "tail"
 
 
 def tail_scale(impostor: np.ndarray, level: float, min_tail: int = 50) -> float:
@@ -99,8 +100,14 @@ def calibrate(
     if not 0 < target_fpir < 1 or not 0 < target_far < 1:
         raise ValueError("targets must lie strictly between 0 and 1")
     nm = np.asarray(data.non_mated, np.float32)
-    if nm.ndim != 2 or nm.shape[0] == 0 or nm.shape[1] == 0:
-        raise ValueError("calibration needs at least one non-mated probe and one gallery subject")
+    if nm.ndim != 2 or nm.shape[1] == 0:
+        raise ValueError("calibration needs a gallery with at least one subject")
+    if nm.shape[0] < MIN_NON_MATED:
+        raise ValueError(
+            f"{nm.shape[0]} non-mated probes; calibration needs at least {MIN_NON_MATED} (and "
+            f"{math.ceil(MIN_EXCEEDANCES / target_fpir)} to measure FPIR {target_fpir:g} directly): "
+            "enroll more subjects or add impostor images of people who are not in the gallery"
+        )
     best = np.nanmax(nm, axis=1)  # NaN: a probe's own subject, hidden (leave one subject out)
     pooled = nm.ravel()
     pooled = pooled[~np.isnan(pooled)]

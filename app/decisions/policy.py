@@ -2,7 +2,7 @@
 
 Defaults reject what would poison a gallery (tiny, blurred, profile faces) while accepting ordinary
 photos; measured on real faces: sharp 112×112 crops score 100–600 in sharpness, a Gaussian blur of
-σ = 3 px brings them to 7–15; the estimated yaw of a strong three-quarter view is ≈ 55°, a profile ≥ 70°.
+σ = 3 px brings them to 5–15; the estimated yaw of a strong three-quarter view is 40–57°, a profile ≥ 70°.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ class EnrollRules(BaseModel):
     model_config = ConfigDict(extra="forbid")
     min_face_px: float = Field(default=32, ge=0, description="shorter side of the detection box, pixels")
     min_sharpness: float = Field(default=25, ge=0, description="variance of the Laplacian of the crop")
-    max_yaw: float = Field(default=60, ge=0, le=90, description="degrees, |yaw| above this: profile")
+    max_yaw: float = Field(default=65, ge=0, le=90, description="degrees, |yaw| above this: profile")
     max_pitch: float = Field(default=45, ge=0, le=90, description="degrees")
     min_det_score: float = Field(default=0.6, ge=0, le=1, description="detector confidence")
 

@@ -157,18 +157,18 @@ class TrustService:
         return q.to_dict(), refused
 
     def duplicates(
-        self, gallery: Gallery, subject: Subject, embeddings: np.ndarray, threshold: float
+        self, gallery: Gallery, own_id: int | None, embeddings: np.ndarray, threshold: float
     ) -> list[dict[str, Any] | None]:
         """Per embedding: the best *other* subject at or above ``threshold`` (a possible duplicate)."""
         index = self.galleries.indexes.get(gallery)
         if index.size == 0 or not len(embeddings):
             return [None] * len(embeddings)
         rows = index.search(np.asarray(embeddings, np.float32), 2)
-        ids = sorted({h.subject_id for row in rows for h in row if h.subject_id != subject.id})
+        ids = sorted({h.subject_id for row in rows for h in row if h.subject_id != own_id})
         names = self.galleries.repo.subject_names(ids)
         out: list[dict[str, Any] | None] = []
         for row in rows:
-            other = next((h for h in row if h.subject_id != subject.id and h.subject_id in names), None)
+            other = next((h for h in row if h.subject_id != own_id and h.subject_id in names), None)
             if other is None or other.similarity < threshold:
                 out.append(None)
             else:
@@ -183,7 +183,13 @@ class TrustService:
         return out
 
     async def screen_enrollment(
-        self, gallery: Gallery, subject: Subject, engine, accepted: list, results: list, force: bool
+        self,
+        gallery: Gallery,
+        subject: Subject | str | None,
+        engine,
+        accepted: list,
+        results: list,
+        force: bool,
     ) -> tuple[list, np.ndarray]:
         """Quality policy and duplicates for faces about to be enrolled: adds ``quality`` and
         ``possible_duplicate`` to ``results``, moves refused ones to ``error``; returns the kept faces
@@ -204,7 +210,12 @@ class TrustService:
             return kept, embeddings
         subjects = await asyncio.to_thread(lambda: self.galleries.indexes.get(gallery).subjects)
         plan = await asyncio.to_thread(self.plan, gallery, engine, None, subjects)
-        dups = await asyncio.to_thread(self.duplicates, gallery, subject, embeddings, plan.threshold)
+        if isinstance(subject, str):  # enroll by name: the subject may not exist yet
+            found = await asyncio.to_thread(self.galleries.repo.get_subject_by_name, gallery.id, subject)
+            own_id = found.id if found else None
+        else:
+            own_id = subject.id if subject is not None else None
+        dups = await asyncio.to_thread(self.duplicates, gallery, own_id, embeddings, plan.threshold)
         keep = np.ones(len(kept), bool)
         for k, (item, dup) in enumerate(zip(kept, dups, strict=True)):
             if dup is None:
