@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "cli.data_cmd",
     "cli.train_cmd",
     "cli.export_cmd",
+    "cli.doctor_cmd",
 ]
 
 
@@ -47,6 +48,15 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except MarginFaceError as exc:
         print(f"marginface: error [{exc.code}]: {exc}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as exc:  # issue 12: the runtime is an extra (`cpu` or `gpu`)
+        if exc.name not in ("onnxruntime", "faiss"):
+            raise
+        print(
+            f"marginface: error: {exc.name} is not installed: pip install 'marginface[cpu]' (or "
+            "'marginface[gpu]' on an NVIDIA machine); `marginface doctor` checks the set-up",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
         print("marginface: interrupted", file=sys.stderr)

@@ -22,6 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     enroll.add_argument("--gallery", required=True)
     enroll.add_argument("--pack", default=None, help="pack for a new gallery (default: the default pack)")
     enroll.add_argument("--limit", type=int, default=None, help="at most this many images per subject")
+    enroll.add_argument("--server", default=None, help="enroll over HTTP into this server (URL) instead")
+    enroll.add_argument("--api-key", default=None, help="admin key for --server (default: $MARGINFACE_KEY)")
     enroll.set_defaults(func=cmd_enroll)
 
     keys = subparsers.add_parser("keys", help="manage API keys")
@@ -117,6 +119,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
+    if args.server:  # issue 12: through the Python client
+        from cli.remote_enroll import enroll_remote
+
+        return enroll_remote(args)
     from app.services.bulk_enroll import enroll_directory
 
     return enroll_directory(args.directory, args.gallery, pack=args.pack, limit=args.limit)

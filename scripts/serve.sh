@@ -6,7 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -e . --config-settings editable_mode=compat
+# The inference runtime is an extra: `cpu`, or `gpu` where the GPU build is already installed (never both).
+runtime=cpu
+.venv/bin/python -m pip show -q onnxruntime-gpu >/dev/null 2>&1 && runtime=gpu
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$runtime]" --config-settings editable_mode=compat
 if ! .venv/bin/marginface models info default >/dev/null 2>&1; then
   .venv/bin/marginface models install default
 fi

@@ -1,0 +1,1 @@
+"""MarginFace's Python client package: ``marginface.client`` talks to a MarginFace server over HTTP."""
