@@ -76,11 +76,10 @@ def register_train_eval(commands: argparse._SubParsersAction) -> None:
     b.set_defaults(func=run_bin)
 
     i = commands.add_parser("ident", help="1:N identification: rank-k and TPIR@FPIR (FAISS search)")
-    i.add_argument("--gallery", type=Path, required=True, help="<dir>/<identity>/*.jpg enrolled images")
+    i.add_argument("--gallery", type=Path, help="<dir>/<identity>/*.jpg enrolled images")
     i.add_argument(
         "--probes",
         type=Path,
-        required=True,
         help="<dir>/<identity>/*.jpg; identities absent from the gallery are non-mated probes",
     )
     i.add_argument("--distractors", type=Path, help="images added to the gallery under no identity")
@@ -91,6 +90,9 @@ def register_train_eval(commands: argparse._SubParsersAction) -> None:
     i.add_argument("--json", type=Path, metavar="OUT", help="also write the result to this file")
     add_checkpoint_option(i)
     add_pipeline_options(i)
+    from cli.eval_cmd import add_openset_options  # issue 11: open-set report (FNIR@FPIR, DET, --root)
+
+    add_openset_options(i)
     i.set_defaults(func=run_ident)
 
 
@@ -189,6 +191,10 @@ def _pipeline_embed_fn(pipeline, flip: bool):
 
 
 def run_ident(args: argparse.Namespace) -> int:
+    from cli.eval_cmd import run_openset_ident, wants_openset
+
+    if wants_openset(args) or args.gallery is None or args.probes is None:  # issue 11
+        return run_openset_ident(args)
     from training.evaluation.ident_folders import identify_folders, read_aligned_crops
 
     ranks = tuple(int(k) for k in args.ranks.split(","))

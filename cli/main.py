@@ -13,6 +13,7 @@ COMMAND_MODULES = [
     "cli.inference_cmd",
     "cli.eval_cmd",
     "cli.eval_train_cmd",
+    "cli.calibrate_cmd",  # issue 11
     "cli.server_cmd",
     "cli.losses_cmd",
     "cli.data_cmd",
