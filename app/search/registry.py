@@ -1,10 +1,29 @@
-"""All galleries' indexes in this process, rebuilt from the store and kept in step with its change log."""
+"""All galleries' indexes in this process, rebuilt from the store and kept in step with its change log.
+
+One order of truth per gallery:
+- every write of this process to a gallery runs under that gallery's write lock (``writing``): the store
+  commit, then the index update, with nothing of the same gallery in between;
+- changes of other processes are replayed from the change log in id order under the same lock. A replayed
+  ``face_add`` reads the face from the store *now* (a face deleted since is skipped), deletes are removals:
+  replaying a change twice, or late, leaves the same index, so the order of application cannot lose a face;
+- the change-log position (``position``) is "every change id <= P is reflected in every loaded index".
+  On PostgreSQL a transaction can commit after one with a higher id; such gaps are re-read for
+  ``GAP_TIMEOUT_S`` (after that the id belonged to a rolled-back transaction). Ids are never reused
+  (migration 0002), so a face id always means one face;
+- a process whose position is below what was pruned from the log reloads its indexes from the store.
+
+Loads and reloads build a new index outside the registry lock and swap it in: searches keep using the old
+one meanwhile.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -18,57 +37,168 @@ log = logging.getLogger("marginface.search")
 # A change id not seen after this long belongs to a rolled-back transaction (PostgreSQL sequences
 # leave such gaps); waiting for it any longer would stall replication.
 GAP_TIMEOUT_S = 30.0
+# At start, ids missing among the newest GAP_WINDOW changes may still be committing: watch them too.
+GAP_WINDOW = 1000
+BATCH = 5000
+
+
+class Snapshots(Protocol):
+    """Persisted indexes (app.search, issue 16): an index and the change-log position it reflects."""
+
+    def load(self, gallery: Gallery, params: IndexParams) -> tuple[Any, int] | None: ...
+
+    def save(self, gallery: Gallery, index: Any, position: int) -> None: ...
+
+
+def default_index(gallery: Gallery, params: IndexParams, rebuild_ratio: float) -> GalleryIndex:
+    return GalleryIndex(gallery.embedding_size, params, rebuild_ratio)
 
 
 class IndexRegistry:
-    """Gallery id → GalleryIndex. Own writes are applied at once; other processes' via ``sync_once``."""
+    """Gallery id → index. Own writes go through ``writing``; other processes' through ``sync_once``."""
 
     def __init__(self, repo: Repository, params: IndexParams, rebuild_ratio: float = 0.2) -> None:
         self.repo = repo
         self.params = params
         self.rebuild_ratio = rebuild_ratio
-        self._indexes: dict[int, GalleryIndex] = {}
-        self._lock = threading.RLock()
+        # Hooks (issue 16): how an empty index is made, and where persisted indexes come from.
+        self.index_factory: Callable[[Gallery, IndexParams, float], Any] = default_index
+        self.snapshots: Snapshots | None = None
+        self._indexes: dict[int, Any] = {}
+        self._lock = threading.Lock()  # guards the dicts only: never held across store access or builds
+        self._gallery_locks: dict[int, threading.RLock] = {}
         self._sync_lock = threading.Lock()
-        self._watermark = 0  # every change id <= watermark has been applied
-        self._seen: set[int] = set()  # applied ids above the watermark
-        self._gap_since: float | None = None
+        self._high = 0  # highest change id applied
+        self._gaps: dict[int, float] = {}  # ids below _high not seen yet → since when (monotonic)
+        self.reloads = 0  # full reloads after the log was pruned past our position (tests watch this)
 
-    def load_all(self) -> None:
-        """Rebuild every gallery's index from the store (start-up)."""
-        self._watermark = self.repo.last_change_id()  # read first: later changes are replayed idempotently
-        for gallery in self.repo.list_galleries():
-            self._load(gallery)
+    # positions
+    @property
+    def position(self) -> int:
+        """Every change id <= this is reflected in every loaded index (the rest replays idempotently)."""
+        return min(self._gaps, default=self._high + 1) - 1
 
-    def _load(self, gallery: Gallery) -> GalleryIndex:
-        params = IndexParams(
-            kind=gallery.index_kind,
-            nprobe=self.params.nprobe,
-            hnsw_m=self.params.hnsw_m,
-            hnsw_ef_search=self.params.hnsw_ef_search,
-            use_gpu=self.params.use_gpu,
-        )
-        index = GalleryIndex(gallery.embedding_size, params, self.rebuild_ratio)
-        for ids, subjects, vectors in self.repo.iter_embeddings(gallery.id):
-            index.add(ids, subjects, vectors)
+    def _start_position(self) -> None:
+        """Take the store's position now; indexes read from the store afterwards include all before it."""
+        high = self.repo.last_change_id()
+        low = max(high - GAP_WINDOW, self.repo.pruned_through())
+        present = self.repo.change_ids_between(low, high) if high > low else set()
+        now = time.monotonic()
+        self._high = high
+        self._gaps = {i: now for i in range(low + 1, high + 1) if i not in present}
+
+    # locks
+    def gallery_lock(self, gallery_id: int) -> threading.RLock:
         with self._lock:
-            self._indexes[gallery.id] = index
+            lock = self._gallery_locks.get(gallery_id)
+            if lock is None:
+                lock = self._gallery_locks[gallery_id] = threading.RLock()
+            return lock
+
+    @contextmanager
+    def writing(self, gallery: Gallery) -> Iterator[Any]:
+        """Hold the gallery's write lock and yield its index: commit to the store, then update the index.
+
+        Blocking (store access): call it in a worker thread, never on the event loop.
+        """
+        with self.gallery_lock(gallery.id):
+            yield self._get_locked(gallery)
+
+    # loading
+    def load_all(self) -> None:
+        """Rebuild every gallery's index from the store (start-up, or after the log was pruned past us)."""
+        with self._sync_lock:
+            self._reload_all()
+
+    def _reload_all(self) -> None:
+        self._start_position()  # first: later changes are replayed idempotently
+        galleries = self.repo.list_galleries()
+        alive = {g.id for g in galleries}
+        for gallery in galleries:
+            with self.gallery_lock(gallery.id):
+                self._install(gallery.id, self._build(gallery, full=True))
+        with self._lock:
+            for gallery_id in [g for g in self._indexes if g not in alive]:
+                del self._indexes[gallery_id]
+
+    def _params(self, gallery: Gallery) -> IndexParams:
+        from dataclasses import replace
+
+        return replace(self.params, kind=gallery.index_kind)
+
+    def _build(self, gallery: Gallery, *, full: bool = False) -> Any:
+        """A new index of the gallery: a snapshot plus the log's tail, or the store's faces."""
+        params = self._params(gallery)
+        if not full and self.snapshots is not None:
+            restored = self._from_snapshot(gallery, params)
+            if restored is not None:
+                return restored
+        index = self.index_factory(gallery, params, self.rebuild_ratio)
+        bulk = getattr(index, "bulk", None)
+        with bulk() if bulk is not None else _nothing(index):
+            for ids, subjects, vectors in self.repo.iter_embeddings(gallery.id):
+                index.add(ids, subjects, vectors)
         log.info("gallery %s: %d faces indexed (%s)", gallery.name, index.size, index.describe())
         return index
 
-    def get(self, gallery: Gallery) -> GalleryIndex:
-        """The gallery's index, built from the store on first use (e.g. created by another process)."""
+    def _from_snapshot(self, gallery: Gallery, params: IndexParams) -> Any | None:
+        assert self.snapshots is not None
+        try:
+            loaded = self.snapshots.load(gallery, params)
+        except Exception as exc:  # noqa: BLE001 - a bad snapshot only costs a rebuild
+            log.warning("gallery %s: snapshot not usable (%s); rebuilding from the store", gallery.name, exc)
+            return None
+        if loaded is None:
+            return None
+        index, position = loaded
+        if position > self.repo.last_change_id() or self.repo.pruned_through() > position:
+            log.info("gallery %s: snapshot at %d is stale; rebuilding from the store", gallery.name, position)
+            return None
+        replayed = self.replay_tail(gallery.id, index, position)
+        log.info("gallery %s: snapshot at %d + %d changes replayed", gallery.name, position, replayed)
+        return index
+
+    def replay_tail(self, gallery_id: int, index: Any, position: int) -> int:
+        """Apply to ``index`` every change of the gallery with id > ``position`` (idempotent); how many."""
+        after, count = position, 0
+        while True:
+            changes = self.repo.changes_since(after, gallery_id=gallery_id, limit=BATCH)
+            if not changes:
+                return count
+            self._apply_to(index, gallery_id, changes)
+            count += len(changes)
+            after = int(changes[-1].id)
+
+    def _install(self, gallery_id: int, index: Any) -> None:
+        with self._lock:
+            self._indexes[gallery_id] = index
+
+    def _get_locked(self, gallery: Gallery) -> Any:
+        """The gallery's index; the caller holds the gallery lock (so no replay can slip past a load)."""
         with self._lock:
             index = self._indexes.get(gallery.id)
-            if index is None:
-                index = self._load(gallery)
+        if index is None:
+            index = self._build(gallery)
+            self._install(gallery.id, index)
+        return index
+
+    def get(self, gallery: Gallery) -> Any:
+        """The gallery's index, built from the store on first use (e.g. created by another process).
+
+        Blocking on first use (store access): call it in a worker thread from async code.
+        """
+        with self._lock:
+            index = self._indexes.get(gallery.id)
+        if index is not None:
             return index
+        with self.gallery_lock(gallery.id):
+            return self._get_locked(gallery)
 
     def drop(self, gallery_id: int) -> None:
         with self._lock:
             self._indexes.pop(gallery_id, None)
 
-    def loaded(self) -> dict[int, GalleryIndex]:
+    def loaded(self) -> dict[int, Any]:
         with self._lock:
             return dict(self._indexes)
 
@@ -76,54 +206,110 @@ class IndexRegistry:
     def sync_once(self) -> int:
         """Apply changes committed (by any process) since the last call; returns how many were new."""
         with self._sync_lock:
-            changes = [c for c in self.repo.changes_after(self._watermark) if c.id not in self._seen]
-            if changes:
-                self._apply(changes)
-                self._seen.update(c.id for c in changes)
-            self._advance_watermark()
+            if self.repo.pruned_through() > self.position:
+                log.warning(
+                    "the change log was pruned past this process's position %d: reloading every index",
+                    self.position,
+                )
+                self.reloads += 1
+                self._reload_all()
+                return 0
+            gaps = sorted(self._gaps)
+            changes = self.repo.changes_since(self._high, also=gaps, limit=BATCH)
+            self._apply(changes)
+            self._advance(changes)
             return len(changes)
 
-    def _apply(self, changes: list[Change]) -> None:
-        adds: dict[int, list[int]] = {}
+    def _advance(self, changes: Sequence[Change]) -> None:
+        now = time.monotonic()
+        for change in changes:
+            cid = int(change.id)
+            if cid in self._gaps:
+                del self._gaps[cid]
+            elif cid > self._high:
+                for missing in range(self._high + 1, cid):
+                    self._gaps[missing] = now
+                self._high = cid
+        for cid, since in list(self._gaps.items()):
+            if now - since > GAP_TIMEOUT_S:
+                del self._gaps[cid]
+
+    def _apply(self, changes: Sequence[Change]) -> None:
+        """Apply changes in id order, each gallery's run under that gallery's lock."""
+        run: list[Change] = []
+        for change in changes:
+            if run and run[-1].gallery_id != change.gallery_id:
+                self._apply_run(run)
+                run = []
+            run.append(change)
+        if run:
+            self._apply_run(run)
+
+    def _apply_run(self, run: list[Change]) -> None:
+        gallery_id = int(run[0].gallery_id)
+        with self.gallery_lock(gallery_id):
+            with self._lock:
+                index = self._indexes.get(gallery_id)
+            if index is None:
+                return  # not loaded: built from the store on first use, which includes these changes
+            if self._apply_to(index, gallery_id, run):
+                self.drop(gallery_id)
+
+    def _apply_to(self, index: Any, gallery_id: int, changes: Sequence[Change]) -> bool:
+        """Apply one gallery's changes to ``index`` in order; True when the gallery was deleted."""
+        pending: list[int] = []  # a run of face_add ids, fetched from the store together
+
+        def flush() -> None:
+            missing = [f for f in pending if not index.contains(f)]
+            pending.clear()
+            if missing:  # rows deleted since are no longer in the store and are skipped
+                for ids, subjects, vectors in self.repo.iter_embeddings(gallery_id, face_ids=missing):
+                    index.add(ids, subjects, vectors)
+
         for change in changes:
             if change.kind == "face_add" and change.face_id is not None:
-                adds.setdefault(change.gallery_id, []).append(int(change.face_id))
-        indexes = self.loaded()
-        # Adds first (rows deleted meanwhile are no longer in the store and are skipped), then removals.
-        for gallery_id, face_ids in adds.items():
-            index = indexes.get(gallery_id)
-            if index is None:
-                continue  # not loaded yet: it is built from the store on first use
-            missing = [f for f in face_ids if not index.contains(f)]
-            for ids, subjects, vectors in self.repo.iter_embeddings(gallery_id, face_ids=missing):
-                index.add(ids, subjects, vectors)
-        for change in changes:
-            index = indexes.get(change.gallery_id)
-            if change.kind == "gallery_delete":
-                self.drop(change.gallery_id)
-            elif index is None:
+                pending.append(int(change.face_id))
                 continue
-            elif change.kind == "face_delete" and change.face_id is not None:
+            flush()
+            if change.kind == "face_delete" and change.face_id is not None:
                 index.remove([int(change.face_id)])
             elif change.kind == "subject_delete" and change.subject_id is not None:
                 index.remove_subject(int(change.subject_id))
+            elif change.kind == "gallery_delete":
+                return True
+        flush()
+        return False
 
-    def _advance_watermark(self) -> None:
-        while self._watermark + 1 in self._seen:
-            self._watermark += 1
-            self._seen.discard(self._watermark)
-        if not self._seen:
-            self._gap_since = None
-            return
-        now = time.monotonic()
-        if self._gap_since is None:
-            self._gap_since = now
-        elif now - self._gap_since > GAP_TIMEOUT_S:
-            self._watermark = min(self._seen)
-            self._seen.discard(self._watermark)
-            self._gap_since = None
-            self._advance_watermark()
+    # persistence hooks (issue 16)
+    @contextmanager
+    def checkpoint(self, gallery_id: int) -> Iterator[tuple[Any, int] | None]:
+        """Hold the gallery lock and yield (index, position) to persist, or None when not loaded.
 
+        Position read under the lock: every change <= it is in the index (later ones may be too).
+        """
+        with self.gallery_lock(gallery_id):
+            position = self.position
+            with self._lock:
+                index = self._indexes.get(gallery_id)
+            yield None if index is None else (index, position)
+
+    def save_snapshots(self) -> int:
+        """Persist every loaded index through ``snapshots``; how many were saved."""
+        if self.snapshots is None:
+            return 0
+        names = {g.id: g for g in self.repo.list_galleries()}
+        saved = 0
+        for gallery_id in list(self.loaded()):
+            gallery = names.get(gallery_id)
+            if gallery is None:
+                continue
+            with self.checkpoint(gallery_id) as found:
+                if found is not None:
+                    self.snapshots.save(gallery, found[0], found[1])
+                    saved += 1
+        return saved
+
+    # health
     def out_of_step(self) -> list[str]:
         """Galleries whose index does not hold exactly the store's faces (for /readyz)."""
         problems = []
@@ -137,6 +323,16 @@ class IndexRegistry:
         return problems
 
     def add_local(self, gallery: Gallery, face_ids: list[int], subject_id: int, vectors: np.ndarray) -> None:
-        """Index faces this process has just committed."""
+        """Index faces this process has just committed.
+
+        Prefer committing and indexing inside one ``writing(gallery)`` block: a delete that lands between
+        the commit and this call would otherwise be undone in this process's index until the next reload.
+        """
         subjects = np.full(len(face_ids), subject_id, dtype=np.int64)
-        self.get(gallery).add(np.asarray(face_ids, dtype=np.int64), subjects, vectors)
+        with self.writing(gallery) as index:
+            index.add(np.asarray(face_ids, dtype=np.int64), subjects, vectors)
+
+
+@contextmanager
+def _nothing(index: Any) -> Iterator[Any]:
+    yield index

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import timedelta
 
 from app.metrics import Metrics
@@ -15,6 +16,7 @@ from app.services.galleries import GalleryService
 from app.services.recognition import RecognitionService
 from app.settings import Settings
 from app.store.db import make_engine
+from app.store.errors import StoreUnavailable
 from app.store.keys import KeyStore
 from app.store.migrate import upgrade
 from app.store.repository import Repository
@@ -23,6 +25,8 @@ from models.errors import MarginFaceError
 log = logging.getLogger("marginface.server")
 
 CHANGE_LOG_RETENTION = timedelta(hours=24)
+PRUNE_EVERY_S = 3600.0
+SYNC_BACKOFF_MAX_S = 2.0  # recovery within this once the store is back
 
 
 class NoKeysError(MarginFaceError):
@@ -85,16 +89,29 @@ class AppContext:
             )
 
     async def _sync_loop(self) -> None:
-        rounds = 0
+        """Replay the change log every ``sync_interval_s``; during a store outage, back off and log once."""
+        interval = self.settings.sync_interval_s
+        delay, failing, last_prune = interval, False, time.monotonic()
         while True:
-            await asyncio.sleep(self.settings.sync_interval_s)
+            await asyncio.sleep(delay)
             try:
                 await asyncio.to_thread(self.indexes.sync_once)
-                rounds += 1
-                if rounds % 7200 == 0:
+                if time.monotonic() - last_prune > PRUNE_EVERY_S:
+                    last_prune = time.monotonic()
                     await asyncio.to_thread(self.repo.prune_changes, CHANGE_LOG_RETENTION)
-            except Exception:  # noqa: BLE001 - a store outage must not kill the loop
-                log.exception("change-log sync failed; retrying")
+            except Exception as exc:  # noqa: BLE001 - a store outage must not kill the loop
+                delay = min(max(delay * 2, interval), SYNC_BACKOFF_MAX_S)
+                if not failing:  # one line per state change, not one per round
+                    failing = True
+                    if isinstance(exc, StoreUnavailable):
+                        log.warning("change-log sync paused: %s (retrying with backoff)", exc)
+                    else:
+                        log.exception("change-log sync failed (retrying with backoff)")
+                continue
+            if failing:
+                failing = False
+                log.warning("change-log sync resumed: the store answers again")
+            delay = interval
 
     async def close(self) -> None:
         if self._sync_task is not None:

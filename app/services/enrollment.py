@@ -9,9 +9,12 @@ from typing import Any
 import numpy as np
 
 from app.crops.service import crop_for_store
+from app.decisions.service import trust_for
 from app.services.engines import Analysis, Engine
+from app.services.errors import NotFound
 from app.services.galleries import GalleryService
 from app.settings import Settings
+from app.store.errors import MissingError
 from app.store.models import Gallery, Subject
 from app.store.repository import NewFace
 from models.errors import InvalidImageError
@@ -67,10 +70,14 @@ class EnrollmentService:
         except InvalidImageError as exc:
             return rejection("bad_image", str(exc), image_error=exc.code)
 
-    async def enroll(
-        self, gallery: Gallery, subject: Subject, images: list[ImageInput]
-    ) -> list[dict[str, Any]]:
-        """One result per image, in order: ``{"index", "name", "face_id", "face"}`` or ``{..., "error"}``."""
+    async def _prepare(
+        self,
+        gallery: Gallery,
+        images: list[ImageInput],
+        subject: Subject | str | None = None,  # issue 11: for the duplicate check
+        force: bool = False,  # issue 11: override the quality/duplicate policy
+    ) -> tuple[list[dict[str, Any]], list[tuple[int, Face]], list[NewFace], np.ndarray]:
+        """Analyse and embed: per-image results (rejections filled in), the accepted faces, what to store."""
         engine = self.galleries.engine_for(gallery)
         analyses = await asyncio.gather(*(self._analyse(engine, image) for image in images))
         results: list[dict[str, Any]] = []
@@ -85,9 +92,12 @@ class EnrollmentService:
             face_index, face = choice
             assert isinstance(analysis, Analysis)
             accepted.append((i, face, analysis.crops[face_index]))
+        # issue 11: quality policy and duplicates (adds quality / possible_duplicate, may refuse), embeds
+        accepted, embeddings = await trust_for(self.galleries).screen_enrollment(
+            gallery, subject, engine, accepted, results, force
+        )
         if not accepted:
-            return results
-        embeddings = await engine.embed(np.stack([crop for _, _, crop in accepted]))
+            return results, [], [], np.zeros((0, engine.embedding_size), np.float32)
         new_faces = [
             NewFace(
                 embedding=embedding,
@@ -99,10 +109,71 @@ class EnrollmentService:
             )
             for (i, face, crop), embedding in zip(accepted, embeddings, strict=True)
         ]
-        repo, indexes = self.galleries.repo, self.galleries.indexes
-        face_ids = await asyncio.to_thread(repo.add_faces, gallery, subject.id, new_faces)  # committed here
-        await asyncio.to_thread(indexes.add_local, gallery, face_ids, subject.id, embeddings)
-        for (i, face, _), face_id in zip(accepted, face_ids, strict=True):
+        return results, [(i, face) for i, face, _ in accepted], new_faces, embeddings
+
+    @staticmethod
+    def _fill(results: list[dict[str, Any]], accepted: list[tuple[int, Face]], face_ids: list[int]) -> None:
+        for (i, face), face_id in zip(accepted, face_ids, strict=True):
             results[i]["face_id"] = face_id
             results[i]["face"] = face.to_dict()
+
+    def store_faces(
+        self, gallery: Gallery, subject_id: int, faces: list[NewFace], embeddings: np.ndarray
+    ) -> list[int]:
+        """Commit, then index, under the gallery's write lock (blocking: runs in a worker thread)."""
+        repo = self.galleries.repo
+        with self.galleries.indexes.writing(gallery) as index:
+            try:
+                face_ids = repo.add_faces(gallery, subject_id, faces)  # committed here
+            except MissingError:
+                raise NotFound(
+                    f"subject {subject_id} was deleted while its faces were being enrolled",
+                    code="subject_not_found",
+                ) from None
+            index.add(
+                np.asarray(face_ids, np.int64), np.full(len(face_ids), subject_id, np.int64), embeddings
+            )
+        return face_ids
+
+    def _store_named(
+        self, gallery: Gallery, name: str, faces: list[NewFace], embeddings: np.ndarray
+    ) -> tuple[Subject, list[int]]:
+        repo = self.galleries.repo
+        with self.galleries.indexes.writing(gallery) as index:
+            try:
+                subject, _, face_ids = repo.add_faces_named(gallery, name, faces)
+            except MissingError as exc:
+                raise NotFound(str(exc), code="gallery_not_found") from None
+            index.add(
+                np.asarray(face_ids, np.int64), np.full(len(face_ids), subject.id, np.int64), embeddings
+            )
+        return subject, face_ids
+
+    async def enroll(
+        self, gallery: Gallery, subject: Subject, images: list[ImageInput], force: bool = False
+    ) -> list[dict[str, Any]]:
+        """One result per image, in order: ``{"index", "name", "face_id", "face"}`` or ``{..., "error"}``.
+
+        NotFound (subject_not_found) when the subject is deleted while its faces are being stored.
+        """
+        results, accepted, new_faces, embeddings = await self._prepare(gallery, images, subject, force)
+        if accepted:
+            face_ids = await asyncio.to_thread(self.store_faces, gallery, subject.id, new_faces, embeddings)
+            self._fill(results, accepted, face_ids)
         return results
+
+    async def enroll_by_name(
+        self, gallery: Gallery, name: str, images: list[ImageInput], force: bool = False
+    ) -> tuple[Subject | None, list[dict[str, Any]]]:
+        """Enroll into the subject named ``name``, created with its first faces (in one transaction).
+
+        Returns the subject (None when no image was accepted and no such subject exists) and the results.
+        No image accepted: nothing is created, so no empty subject is ever left behind.
+        """
+        results, accepted, new_faces, embeddings = await self._prepare(gallery, images, name, force)
+        if not accepted:
+            existing = await asyncio.to_thread(self.galleries.repo.get_subject_by_name, gallery.id, name)
+            return existing, results
+        subject, face_ids = await asyncio.to_thread(self._store_named, gallery, name, new_faces, embeddings)
+        self._fill(results, accepted, face_ids)
+        return subject, results

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from app.crops.describe import lifecycle_description
+from app.decisions.service import trust_for
 from app.search.registry import IndexRegistry
 from app.services.engines import Engines
 from app.services.errors import Conflict, InvalidRequest, NotFound
 from app.store.models import Gallery, Subject, iso
 from app.store.repository import DuplicateError, Repository
 
-INDEX_KINDS = ("flat", "ivf", "hnsw")
+INDEX_KINDS = ("flat", "ivf", "ivf_sq8", "ivf_pq", "hnsw", "auto")  # app.search.factory.INDEX_KINDS
 
 
 class GalleryService:
@@ -74,12 +75,14 @@ class GalleryService:
             "faces": faces,
             "created_at": iso(gallery.created_at),
             **lifecycle_description(self.repo.engine, gallery),  # crops and migration (issue 13)
+            **trust_for(self).describe(gallery, subjects),  # calibration and policy (issue 11)
         }
 
     def delete(self, name: str) -> None:
         gallery = self.get(name)
-        self.repo.delete_gallery(gallery.id)
-        self.indexes.drop(gallery.id)
+        with self.indexes.gallery_lock(gallery.id):  # store first, then the index, as one step
+            self.repo.delete_gallery(gallery.id)
+            self.indexes.drop(gallery.id)
 
     # subjects
     def create_subject(self, gallery: Gallery, name: str, meta: dict[str, Any] | None) -> Subject:
@@ -112,19 +115,32 @@ class GalleryService:
             raise Conflict(
                 f"subject {name!r} already exists in {gallery.name!r}", code="subject_exists"
             ) from None
-        assert subject is not None
+        if subject is None:  # deleted meanwhile
+            raise NotFound.of("subject", subject_id)
         return subject
 
     def delete_subject(self, gallery: Gallery, subject_id: int) -> None:
-        if not self.repo.delete_subject(gallery.id, subject_id):
-            raise NotFound.of("subject", subject_id)
-        self.indexes.get(gallery).remove_subject(subject_id)
+        """Delete a subject and its faces; they leave this process's search before this returns."""
+        with self.indexes.writing(gallery) as index:
+            if not self.repo.delete_subject(gallery.id, subject_id):
+                raise NotFound.of("subject", subject_id)
+            index.remove_subject(subject_id)
+
+    def delete_subject_if_empty(self, gallery: Gallery, subject_id: int) -> bool:
+        """Remove a subject a failed enrollment created, unless another request enrolled into it."""
+        with self.indexes.writing(gallery) as index:
+            deleted = self.repo.delete_subject_if_empty(gallery.id, subject_id)
+            if deleted:
+                index.remove_subject(subject_id)
+            return deleted
 
     # faces
     def delete_face(self, gallery: Gallery, face_id: int) -> None:
-        if self.repo.delete_face(gallery.id, face_id) is None:
-            raise NotFound.of("face", face_id)
-        self.indexes.get(gallery).remove([face_id])
+        """Delete one face; it leaves this process's search before this returns."""
+        with self.indexes.writing(gallery) as index:
+            if self.repo.delete_face(gallery.id, face_id) is None:
+                raise NotFound.of("face", face_id)
+            index.remove([face_id])
 
     def engine_for(self, gallery: Gallery):
         """The loaded pack a gallery was built with (503 when not loaded, 409 when another version)."""

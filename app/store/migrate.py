@@ -53,6 +53,18 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
                 conn.commit()
         return
     with _sqlite_file_lock(engine), engine.connect() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, revision)
+        # Rebuilding a table (SQLite's way to alter it) drops the old one; with foreign keys on, that
+        # would cascade-delete every referencing row. The pragma only takes effect outside a transaction.
+        conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
         conn.commit()
+        try:
+            config.attributes["connection"] = conn
+            command.upgrade(config, revision)
+            conn.commit()
+            broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(f"the migrated store breaks foreign keys: {broken[:5]}")
+        finally:
+            conn.rollback()
+            conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+            conn.commit()

@@ -40,6 +40,7 @@ class Gallery(Base):
     """A searchable set of subjects bound to one model pack (embeddings of packs never mix)."""
 
     __tablename__ = "galleries"
+    __table_args__ = {"sqlite_autoincrement": True}  # ids are never reused (migration 0002)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)
@@ -47,7 +48,7 @@ class Gallery(Base):
     pack_version: Mapped[str] = mapped_column(String(64))
     embedding_size: Mapped[int] = mapped_column(Integer)
     index_kind: Mapped[str] = mapped_column(String(16), default="flat")
-    keep_crops: Mapped[bool] = mapped_column(Boolean, default=True)  # issue 13: aligned crops kept (app/crops)
+    keep_crops: Mapped[bool] = mapped_column(Boolean, default=True)  # issue 13: crops kept (app/crops)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -55,7 +56,10 @@ class Subject(Base):
     """A person in a gallery, with free JSON metadata."""
 
     __tablename__ = "subjects"
-    __table_args__ = (UniqueConstraint("gallery_id", "name", name="uq_subject_gallery_name"),)
+    __table_args__ = (
+        UniqueConstraint("gallery_id", "name", name="uq_subject_gallery_name"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     gallery_id: Mapped[int] = mapped_column(ForeignKey("galleries.id", ondelete="CASCADE"), index=True)
@@ -69,6 +73,7 @@ class FaceRecord(Base):
     """One enrolled face: its embedding (float32 bytes) and the pack that made it."""
 
     __tablename__ = "faces"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"), index=True)
@@ -98,9 +103,15 @@ class ApiKey(Base):
 
 
 class Change(Base):
-    """Change log: every write that affects search, in commit order, polled by every server process."""
+    """Change log: every write that affects search, polled by every server process.
+
+    Ids only grow (AUTOINCREMENT / a sequence) and are never reused, even after pruning. On SQLite, id
+    order is commit order (one writer at a time); on PostgreSQL a transaction may commit after one with a
+    higher id, so readers wait a while for such gaps (``app.search.registry``).
+    """
 
     __tablename__ = "changes"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     gallery_id: Mapped[int] = mapped_column(Integer, index=True)
@@ -108,3 +119,12 @@ class Change(Base):
     subject_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     face_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class StoreMeta(Base):
+    """Small named counters of the store; ``changes_pruned_through``: the highest change id pruned."""
+
+    __tablename__ = "store_meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -19,8 +19,10 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.crops.models import CROP_MEDIA_TYPE, FaceCrop
-from app.store.errors import DuplicateError, StoreUnavailable
-from app.store.models import Change, FaceRecord, Gallery, Subject, utcnow
+from app.store.errors import DuplicateError, MissingError, StoreUnavailable
+from app.store.models import Change, FaceRecord, Gallery, StoreMeta, Subject, utcnow
+
+PRUNED_KEY = "changes_pruned_through"
 
 
 def _is_unavailable(exc: DBAPIError) -> bool:
@@ -128,24 +130,35 @@ class Repository:
 
     # subjects
     def create_subject(self, gallery_id: int, name: str, meta: dict[str, Any] | None = None) -> Subject:
+        """A new subject; DuplicateError when the name is taken, MissingError when the gallery is gone."""
         subject = Subject(gallery_id=gallery_id, name=name, meta=meta or {})
         try:
             with self.session() as s:
                 s.add(subject)
         except IntegrityError as exc:
+            if not self._gallery_exists(gallery_id):
+                raise MissingError(f"gallery {gallery_id} no longer exists") from exc
             raise DuplicateError(name) from exc
         return subject
 
+    def _gallery_exists(self, gallery_id: int) -> bool:
+        with self.session() as s:
+            return s.scalar(select(Gallery.id).where(Gallery.id == gallery_id)) is not None
+
     def get_or_create_subject(self, gallery_id: int, name: str) -> Subject:
-        found = self.get_subject_by_name(gallery_id, name)
-        if found is not None:
-            return found
-        try:
-            return self.create_subject(gallery_id, name)
-        except DuplicateError:  # created meanwhile by another writer
+        """The subject named ``name``, created when missing (races with other writers included).
+
+        Prefer ``add_faces_named`` to enroll: it never leaves an empty subject behind.
+        """
+        for _ in range(5):
             found = self.get_subject_by_name(gallery_id, name)
-            assert found is not None
-            return found
+            if found is not None:
+                return found
+            try:
+                return self.create_subject(gallery_id, name)
+            except DuplicateError:  # created meanwhile by another writer (and maybe deleted again)
+                continue
+        raise DuplicateError(name)
 
     def get_subject(self, gallery_id: int, subject_id: int) -> Subject | None:
         with self.session() as s:
@@ -204,11 +217,44 @@ class Repository:
             raise DuplicateError(name or "") from exc
         return self.get_subject(gallery_id, subject_id)
 
+    @staticmethod
+    def _lock_subject(s: Session, gallery_id: int, subject_id: int) -> bool:
+        """Lock the subject row (PostgreSQL: waits for transactions adding faces to it); False if absent.
+
+        SQLite has one writer at a time, so the statements that follow are atomic there anyway.
+        """
+        found = s.scalar(
+            select(Subject.id)
+            .where(Subject.gallery_id == gallery_id, Subject.id == subject_id)
+            .with_for_update()
+        )
+        return found is not None
+
     def delete_subject(self, gallery_id: int, subject_id: int) -> bool:
+        """Delete a subject of this gallery and its faces, with a change-log entry; False if absent."""
         with self.session() as s:
-            s.execute(delete(FaceRecord).where(FaceRecord.subject_id == subject_id))
+            if not self._lock_subject(s, gallery_id, subject_id):
+                return False
+            s.execute(
+                delete(FaceRecord).where(
+                    FaceRecord.gallery_id == gallery_id, FaceRecord.subject_id == subject_id
+                )
+            )
             result = s.execute(
                 delete(Subject).where(Subject.gallery_id == gallery_id, Subject.id == subject_id)
+            )
+            if result.rowcount:
+                s.add(Change(gallery_id=gallery_id, kind="subject_delete", subject_id=subject_id))
+            return bool(result.rowcount)
+
+    def delete_subject_if_empty(self, gallery_id: int, subject_id: int) -> bool:
+        """Delete a subject only while it has no face (a concurrent enrollment wins); True if deleted."""
+        with self.session() as s:
+            if not self._lock_subject(s, gallery_id, subject_id):
+                return False
+            has_faces = select(FaceRecord.id).where(FaceRecord.subject_id == subject_id).exists()
+            result = s.execute(
+                delete(Subject).where(Subject.gallery_id == gallery_id, Subject.id == subject_id, ~has_faces)
             )
             if result.rowcount:
                 s.add(Change(gallery_id=gallery_id, kind="subject_delete", subject_id=subject_id))
@@ -220,7 +266,44 @@ class Repository:
         return self.add_faces_many(gallery, [(subject_id, f) for f in faces])
 
     def add_faces_many(self, gallery: Gallery, items: Sequence[tuple[int, NewFace]]) -> list[int]:
-        """Store (subject id, face) pairs and their change-log entries in one transaction; face ids."""
+        """Store (subject id, face) pairs and their change-log entries in one transaction; face ids.
+
+        MissingError when a subject (or the gallery) was deleted meanwhile: nothing is stored then.
+        """
+        try:
+            with self.session() as s:
+                return self._insert_faces(s, gallery, items)
+        except IntegrityError as exc:  # the subject (or gallery) was deleted meanwhile: foreign key
+            raise MissingError("the subject or gallery was deleted while faces were being added") from exc
+
+    def add_faces_named(
+        self, gallery: Gallery, name: str, faces: Sequence[NewFace], attempts: int = 5
+    ) -> tuple[Subject, bool, list[int]]:
+        """Store faces under the subject named ``name``, created in the same transaction when missing.
+
+        Returns (subject, created, face ids). A subject never exists without the faces that created it,
+        and one deleted or created concurrently is simply looked up again.
+        """
+        for _ in range(attempts):
+            try:
+                with self.session() as s:
+                    subject = s.scalar(
+                        select(Subject).where(Subject.gallery_id == gallery.id, Subject.name == name)
+                    )
+                    created = subject is None
+                    if subject is None:
+                        subject = Subject(gallery_id=gallery.id, name=name, meta={})
+                        s.add(subject)
+                        s.flush()
+                    ids = self._insert_faces(s, gallery, [(subject.id, f) for f in faces])
+                return subject, created, ids
+            except IntegrityError:  # a concurrent create of the same name, or a delete: look again
+                if not self._gallery_exists(gallery.id):
+                    raise MissingError(f"gallery {gallery.name!r} was deleted") from None
+        raise MissingError(f"subject {name!r} kept changing under this enrollment; retry")
+
+    @staticmethod
+    def _insert_faces(s: Session, gallery: Gallery, items: Sequence[tuple[int, NewFace]]) -> list[int]:
         records = [
             FaceRecord(
                 subject_id=subject_id,
@@ -235,18 +318,18 @@ class Repository:
             )
             for subject_id, f in items
         ]
-        with self.session() as s:
-            s.add_all(records)
-            s.flush()
-            s.add_all(
-                Change(gallery_id=gallery.id, kind="face_add", subject_id=r.subject_id, face_id=r.id)
-                for r in records
-            )
-            s.add_all(
-                FaceCrop(face_id=r.id, gallery_id=gallery.id, media_type=CROP_MEDIA_TYPE, data=f.crop)
-                for r, (_, f) in zip(records, items, strict=True)
-                if f.crop is not None
-            )
+        s.add_all(records)
+        s.flush()
+        s.add_all(
+            Change(gallery_id=gallery.id, kind="face_add", subject_id=r.subject_id, face_id=r.id)
+            for r in records
+        )
+        s.add_all(
+            FaceCrop(face_id=r.id, gallery_id=gallery.id, media_type=CROP_MEDIA_TYPE, data=f.crop)
+            for r, (_, f) in zip(records, items, strict=True)
+            if f.crop is not None
+        )
+        s.flush()
         return [int(r.id) for r in records]
 
     def list_faces(self, gallery_id: int, subject_id: int, limit: int, after: int = 0) -> list[FaceRecord]:
@@ -312,12 +395,50 @@ class Repository:
                 s.scalars(select(Change).where(Change.id > after_id).order_by(Change.id).limit(limit))
             )
 
-    def last_change_id(self) -> int:
+    def changes_since(
+        self, after_id: int, *, also: Sequence[int] = (), gallery_id: int | None = None, limit: int = 5000
+    ) -> list[Change]:
+        """Changes with id > ``after_id`` (at most ``limit``) plus those with an id in ``also``, by id."""
+        condition = Change.id > after_id
+        if also:
+            condition = condition | Change.id.in_(list(also))
+        query = select(Change).where(condition)
+        if gallery_id is not None:
+            query = query.where(Change.gallery_id == gallery_id)
         with self.session() as s:
-            return int(s.scalar(select(func.max(Change.id))) or 0)
+            return list(s.scalars(query.order_by(Change.id).limit(limit + len(also))))
+
+    def change_ids_between(self, low: int, high: int) -> set[int]:
+        """Ids of the changes in (low, high]."""
+        with self.session() as s:
+            rows = s.scalars(select(Change.id).where(Change.id > low, Change.id <= high))
+            return {int(i) for i in rows}
+
+    def pruned_through(self) -> int:
+        """The highest change id ever pruned (0: nothing pruned)."""
+        with self.session() as s:
+            return int(s.scalar(select(StoreMeta.value).where(StoreMeta.key == PRUNED_KEY)) or 0)
+
+    def last_change_id(self) -> int:
+        """The change-log position now: the highest change id, pruned ones included (ids never restart)."""
+        with self.session() as s:
+            newest = int(s.scalar(select(func.max(Change.id))) or 0)
+            pruned = int(s.scalar(select(StoreMeta.value).where(StoreMeta.key == PRUNED_KEY)) or 0)
+            return max(newest, pruned)
 
     def prune_changes(self, older_than: timedelta) -> int:
-        """Forget change-log entries older than ``older_than`` (a starting process reads the store itself)."""
+        """Forget change-log entries older than ``older_than`` and record the highest id forgotten.
+
+        A process whose position is below that id missed changes and reloads its indexes from the store.
+        """
         with self.session() as s:
-            result = s.execute(delete(Change).where(Change.created_at < utcnow() - older_than))
+            through = s.scalar(select(func.max(Change.id)).where(Change.created_at < utcnow() - older_than))
+            if not through:
+                return 0
+            result = s.execute(delete(Change).where(Change.id <= through))
+            s.execute(  # the row is created by migration 0002; ids only grow, so "through" only grows
+                update(StoreMeta)
+                .where(StoreMeta.key == PRUNED_KEY, StoreMeta.value < through)
+                .values(value=through)
+            )
             return int(result.rowcount or 0)

@@ -13,8 +13,7 @@ from app.api.inputs import image_body_openapi, read_payload
 from app.api.schemas import EnrollParams, face_json
 from app.auth import AdminKey, AnyKey
 from app.errors import ApiError, error_body
-from app.services.context import AppContext
-from app.store.models import Gallery, Subject
+from app.store.models import Subject
 
 router = APIRouter(prefix="/galleries/{gallery}", tags=["faces"])
 
@@ -28,16 +27,19 @@ _ENROLL_DOC = image_body_openapi(
 )
 
 
-async def _enroll(
-    request: Request, ctx: AppContext, gallery: Gallery, subject: Subject, payload
-) -> JSONResponse:
+def _images(payload) -> list:
     images = [image for name in ("image", "images") for image in payload.images.get(name, [])]
     if not images:
         raise ApiError(422, "missing_image", "send one or more images in field 'image'")
-    results = await ctx.enrollment.enroll(gallery, subject, images)
+    return images
+
+
+def _response(subject: Subject | None, results: list[dict[str, Any]]) -> JSONResponse:
+    """201 with the per-image results when one image was enrolled, else 422 with the reasons."""
     enrolled = sum(1 for r in results if "face_id" in r)
-    body = {"subject": {"id": subject.id, "name": subject.name}, "enrolled": enrolled, "results": results}
     if enrolled:
+        assert subject is not None
+        body = {"subject": {"id": subject.id, "name": subject.name}, "enrolled": enrolled, "results": results}
         return JSONResponse(body | {"rejected": len(results) - enrolled}, status_code=201)
     code = results[0]["error"]["code"] if len(results) == 1 else "enrollment_rejected"
     message = results[0]["error"]["message"] if len(results) == 1 else "no image could be enrolled"
@@ -49,29 +51,30 @@ async def _enroll(
 )
 async def enroll_faces(gallery: str, subject: str, request: Request, ctx: CtxDep) -> JSONResponse:
     """Enroll images into an existing subject. Each image gets a ``face_id`` or an ``error``
-    (no_face, multiple_faces, too_small, bad_image); 201 when at least one was enrolled, else 422."""
+    (no_face, multiple_faces, too_small, bad_image); 201 when at least one was enrolled, else 422.
+    404 subject_not_found also when the subject is deleted while the images are being enrolled."""
     payload = await read_payload(request, IMAGE_FIELDS, ctx.settings.max_images_per_enroll)
-    payload.parse(EnrollParams)
+    params = payload.parse(EnrollParams)
+    images = _images(payload)
     owner = await asyncio.to_thread(ctx.galleries.get, gallery)
     found = await asyncio.to_thread(ctx.galleries.get_subject, owner, subject)
-    return await _enroll(request, ctx, owner, found, payload)
+    return _response(found, await ctx.enrollment.enroll(owner, found, images, force=params.force))
 
 
 @router.post("/enroll", status_code=201, dependencies=[AdminKey, WorkSlot], openapi_extra=_ENROLL_DOC)
 async def enroll_by_name(gallery: str, request: Request, ctx: CtxDep) -> JSONResponse:
-    """Enroll images into the subject named ``subject``, creating it when it does not exist."""
+    """Enroll images into the subject named ``subject``, creating it when it does not exist.
+
+    The subject is created together with its first faces: a request whose images are all rejected
+    creates nothing."""
     payload = await read_payload(request, IMAGE_FIELDS, ctx.settings.max_images_per_enroll)
     params = payload.parse(EnrollParams)
     if params.subject is None:
         raise ApiError(422, "invalid_request", "subject: field required")
+    images = _images(payload)
     owner = await asyncio.to_thread(ctx.galleries.get, gallery)
-    ctx.galleries.engine_for(owner)  # refuse before creating a subject we could not fill
-    existing = await asyncio.to_thread(ctx.repo.get_subject_by_name, owner.id, params.subject)
-    found = existing or await asyncio.to_thread(ctx.repo.get_or_create_subject, owner.id, params.subject)
-    response = await _enroll(request, ctx, owner, found, payload)
-    if existing is None and response.status_code != 201:  # leave no empty subject behind
-        await asyncio.to_thread(ctx.repo.delete_subject, owner.id, found.id)
-    return response
+    subject, results = await ctx.enrollment.enroll_by_name(owner, params.subject, images, force=params.force)
+    return _response(subject, results)
 
 
 @router.get("/subjects/{subject}/faces", dependencies=[AnyKey])

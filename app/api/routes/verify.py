@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -51,7 +52,7 @@ async def verify(request: Request, ctx: CtxDep) -> dict[str, Any]:
     if params.gallery is not None:
         if payload.images.get("image2"):
             raise ApiError(422, "invalid_request", "give image2, or gallery + subject, not both")
-        gallery = ctx.galleries.get(params.gallery)
+        gallery = await asyncio.to_thread(ctx.galleries.get, params.gallery)
         assert params.subject is not None
         return await ctx.recognition.verify_subject(
             image1.data, gallery, params.subject, params.face1, params.threshold
