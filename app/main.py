@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from app.api.routes import detect, faces, galleries, health, identify, subjects, verify
 from app.api.routes import keys as keys_routes
+from app.api_docs import install_docs
 from app.console import router as console_router
 from app.crops import router as crops_router
 from app.decisions import routes as trust_routes
@@ -55,10 +56,14 @@ def create_app(settings: Settings | None = None, *, load_packs: bool = True) -> 
         version="0.1.0",
         description="Face detection, verification (1:1) and identification (1:N) over FAISS galleries.",
         lifespan=lifespan,
+        docs_url=None,  # served offline by app.api_docs
+        redoc_url=None,  # ReDoc would load from a CDN
     )
     app.state.ctx = ctx
+    ctx.metrics.gallery_names = settings.metrics_gallery_names
     app.state.cameras = cameras
     install_error_handlers(app)
+    install_docs(app)
     for module in (health, detect, verify, identify, galleries, subjects, faces):
         app.include_router(module.router)
     app.include_router(crops_router.router)  # issue 13: face crops

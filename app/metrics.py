@@ -13,17 +13,29 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 
 
 class _GallerySizes(Collector):
-    """Gallery sizes read at scrape time from the index registry."""
+    """Gallery sizes read at scrape time from the index registry: totals, or per gallery name when the
+    owner opts in (``metrics_gallery_names``; names can be personal data)."""
 
-    def __init__(self, sizes: Callable[[], Iterable[tuple[str, int, int]]]) -> None:
+    def __init__(
+        self, sizes: Callable[[], Iterable[tuple[str, int, int]]], by_name: Callable[[], bool]
+    ) -> None:
         self.sizes = sizes
+        self.by_name = by_name
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
+        rows = list(self.sizes())
+        if not self.by_name():
+            yield GaugeMetricFamily("marginface_galleries", "Galleries", value=len(rows))
+            yield GaugeMetricFamily("marginface_gallery_faces", "Faces indexed (all galleries)",
+                                    value=sum(r[1] for r in rows))
+            yield GaugeMetricFamily("marginface_gallery_subjects", "Subjects (all galleries)",
+                                    value=sum(r[2] for r in rows))
+            return
         faces = GaugeMetricFamily("marginface_gallery_faces", "Faces indexed per gallery", labels=["gallery"])
         subjects = GaugeMetricFamily(
             "marginface_gallery_subjects", "Subjects per gallery", labels=["gallery"]
         )
-        for name, n_faces, n_subjects in self.sizes():
+        for name, n_faces, n_subjects in rows:
             faces.add_metric([name], n_faces)
             subjects.add_metric([name], n_subjects)
         yield faces
@@ -34,6 +46,7 @@ class Metrics:
     """Request latencies per route, faces embedded, batch sizes, gallery sizes."""
 
     def __init__(self) -> None:
+        self.gallery_names = False  # label gallery sizes by name (settings.metrics_gallery_names)
         self.registry = CollectorRegistry()
         self.request_seconds = Histogram(
             "marginface_request_seconds",
@@ -64,7 +77,7 @@ class Metrics:
         )
 
     def watch_galleries(self, sizes: Callable[[], Iterable[tuple[str, int, int]]]) -> None:
-        self.registry.register(_GallerySizes(sizes))
+        self.registry.register(_GallerySizes(sizes, lambda: self.gallery_names))
 
     def batch_observer(self, pack: str) -> Callable[[int, float], None]:
         def observe(size: int, seconds: float) -> None:

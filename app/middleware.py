@@ -1,14 +1,21 @@
-"""ASGI middleware: request-size limit (by Content-Length and while streaming) and per-route latency."""
+"""ASGI middleware: request-size limit (by Content-Length and while streaming), admission by bytes in
+flight, a last-resort 500 that keeps the connection open, and per-route latency."""
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.metrics import Metrics
+
+log = logging.getLogger("marginface.server")
+
+_JSON_FACTOR = 3  # a JSON body lives as bytes, as the parsed str and as the decoded base64 images
+_BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
 class RequestTooLarge(StarletteHTTPException):
@@ -18,9 +25,28 @@ class RequestTooLarge(StarletteHTTPException):
         super().__init__(413, f"request body over the limit of {limit} bytes")
 
 
+def _error_bytes(code: str, message: str) -> bytes:
+    return json.dumps({"error": {"code": code, "message": message}}).encode()
+
+
 def _too_large_body(limit: int) -> bytes:
-    error = {"code": "request_too_large", "message": f"request body over the limit of {limit} bytes"}
-    return json.dumps({"error": error}).encode()
+    return _error_bytes("request_too_large", f"request body over the limit of {limit} bytes")
+
+
+async def send_json(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] = ()) -> None:
+    """A complete JSON response (keep-alive stays possible: the exchange ends normally)."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 class BodyLimitMiddleware:
@@ -70,18 +96,82 @@ class BodyLimitMiddleware:
             await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
-        body = _too_large_body(self.max_bytes)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_json(send, 413, _too_large_body(self.max_bytes))
+
+
+def request_charge(scope: Scope, max_request_bytes: int) -> int:
+    """Bytes a request may make the server hold while its body is read and decoded."""
+    if scope.get("method") not in _BODY_METHODS:
+        return 0
+    headers = dict(scope.get("headers") or [])
+    try:
+        declared = int(headers[b"content-length"])
+    except (KeyError, ValueError):
+        declared = max_request_bytes if b"transfer-encoding" in headers else 0
+    declared = min(max(declared, 0), max_request_bytes)
+    content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+    return declared * (_JSON_FACTOR if content_type in (b"application/json", b"") else 1)
+
+
+class AdmissionMiddleware:
+    """Admit requests by the bytes they bring, not by their count: while the admitted requests hold
+    ``max_inflight_bytes``, another one with a body gets 503 ``busy`` + Retry-After (one request is
+    always admitted when nothing else is in flight, so any request under the size limit can succeed)."""
+
+    def __init__(
+        self, app: ASGIApp, max_inflight_bytes: int, max_request_bytes: int, metrics: Metrics
+    ) -> None:
+        self.app = app
+        self.max_inflight_bytes = max_inflight_bytes
+        self.max_request_bytes = max_request_bytes
+        self.metrics = metrics
+        self.inflight = 0
+        self.peak = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        charge = request_charge(scope, self.max_request_bytes) if scope["type"] == "http" else 0
+        if charge == 0:
+            await self.app(scope, receive, send)
+            return
+        if self.inflight and self.inflight + charge > self.max_inflight_bytes:
+            self.metrics.rejected.inc()
+            message = f"the server holds {self.inflight} request bytes, near its limit; retry"
+            await send_json(send, 503, _error_bytes("busy", message), [(b"retry-after", b"1")])
+            return
+        self.inflight += charge
+        self.peak = max(self.peak, self.inflight)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.inflight -= charge
+
+
+class InternalErrorMiddleware:
+    """Turn an unhandled exception into the 500 error body here, so the exchange completes and the
+    keep-alive connection survives (re-raised to the server, it would close the connection)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            if started:
+                raise
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            await send_json(send, 500, _error_bytes("internal_error", "internal server error (logged)"))
 
 
 class LatencyMiddleware:

@@ -1,27 +1,41 @@
-"""Safe image decoding: bytes or files to H×W×3 uint8 BGR arrays.
+"""Safe image decoding: bytes or files to H×W×3 uint8 BGR arrays, with bounded memory.
 
 Limits are checked before any pixel is decoded: the byte size first, then the dimensions that PIL reads
 lazily from the header. Accepted formats are JPEG, PNG, WebP and BMP. EXIF orientation is applied.
 Grey images are replicated to three channels; images with alpha are composited on black (fully transparent
 pixels become black, like the border of an aligned crop); 16-bit images are scaled to 8 bits.
+
+Memory: every conversion runs in uint8 on strips of rows, so decoding a W×H image peaks at about
+``DECODE_BYTES_PER_PIXEL`` × W × H bytes (the decoder's own buffer of at most 4 bytes per pixel plus the
+3-byte BGR result), whatever the mode (16-bit, alpha, palette, CMYK). WebP goes through OpenCV, which
+decodes into one buffer (PIL's WebP reader keeps two more full-size RGBA canvases). ``decoding()`` also
+reserves that many bytes from a shared ``MemoryBudget`` before decoding, so concurrent decodes stay
+within one bound.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from models.errors import InvalidImageError
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 40_000_000
+DECODE_BYTES_PER_PIXEL = 8  # decoder buffer (≤ 4) + BGR result (3) + slack (measured ≤ 7.8); decode_cost()
 SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP")
 _FORMAT_ALIASES = {"MPO": "JPEG"}  # multi-picture JPEGs from phone cameras: PIL reads the first picture
+_STRIP_PIXELS = 1 << 20  # rows converted at a time: ~1 MP, so a strip's temporaries stay a few MB
+_ORIENTATION = 0x0112
 
 # Formats PIL does not identify but that users commonly send; named so the error says what they sent.
 _KNOWN_UNSUPPORTED_MAGIC = {
@@ -36,6 +50,44 @@ _KNOWN_UNSUPPORTED_MAGIC = {
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
+class MemoryBudget:
+    """Bytes that concurrent decodes may hold together; ``reserve`` blocks until its share is free.
+
+    A request for more than the capacity waits for the whole budget (it then runs alone), so one large
+    image never deadlocks and never runs beside another.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = max(1, int(capacity))
+        self.used = 0
+        self.peak = 0
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def reserve(self, nbytes: int) -> Iterator[None]:
+        amount = min(max(0, int(nbytes)), self.capacity)
+        with self._cond:
+            self._cond.wait_for(lambda: self.used + amount <= self.capacity)
+            self.used += amount
+            self.peak = max(self.peak, self.used)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.used -= amount
+                self._cond.notify_all()
+
+
+def decode_cost(width: int, height: int) -> int:
+    """Peak bytes that decoding a ``width``×``height`` image may take (plus one strip's temporaries)."""
+    return decode_cost_of(width * height)
+
+
+def decode_cost_of(pixels: int) -> int:
+    """``decode_cost`` of an image of ``pixels`` pixels: the default decode budget for a pixel limit."""
+    return DECODE_BYTES_PER_PIXEL * pixels + 16 * _STRIP_PIXELS
+
+
 def decode_image(
     data: bytes | bytearray | memoryview,
     *,
@@ -47,6 +99,20 @@ def decode_image(
     Raises InvalidImageError with code empty_image, image_too_large, too_many_pixels, unsupported_format,
     corrupt_image or bad_image.
     """
+    with decoding(data, max_bytes=max_bytes, max_pixels=max_pixels) as image:
+        return image
+
+
+@contextmanager
+def decoding(
+    data: bytes | bytearray | memoryview,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    budget: MemoryBudget | None = None,
+) -> Iterator[np.ndarray]:
+    """``decode_image`` that holds ``decode_cost`` bytes of ``budget`` from before decoding until the
+    ``with`` block ends (the caller works on the array inside it)."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise InvalidImageError(f"expected encoded image bytes, got {type(data).__name__}", code="bad_image")
     size = len(data)
@@ -56,11 +122,21 @@ def decode_image(
         raise InvalidImageError(
             f"the image is {size} bytes, over the limit of {max_bytes} bytes", code="image_too_large"
         )
-    image = _open_lazily(bytes(data), max_pixels)
-    try:
-        return _to_bgr(image)
-    finally:
-        image.close()
+    data = bytes(data)
+    image = _open_lazily(data, max_pixels)
+    cost = decode_cost(*image.size)
+    reservation = budget.reserve(cost) if budget is not None else _nothing()
+    with reservation:
+        try:
+            array = _decode(image, data)
+        finally:
+            image.close()
+        yield array
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
 
 
 def read_image(
@@ -119,12 +195,18 @@ def _open_lazily(data: bytes, max_pixels: int) -> Image.Image:
     return image
 
 
-def _to_bgr(image: Image.Image) -> np.ndarray:
-    """Decode pixels, apply EXIF orientation and convert any mode to 3-channel 8-bit BGR."""
+def _decode(image: Image.Image, data: bytes) -> np.ndarray:
+    """Decode pixels, convert any mode to 3-channel 8-bit BGR and apply the EXIF orientation."""
     try:
-        image.load()
-        image = _apply_orientation(image)
-        rgb = _to_rgb_array(image)
+        orientation = _orientation(image)
+        if image.format == "WEBP":
+            image.close()  # PIL's WebP decoder would allocate its canvases on load
+            bgr = _decode_webp(data)
+        else:
+            image.load()
+            bgr = _pil_to_bgr(image)
+            image.close()
+        return _orient(bgr, orientation)
     except InvalidImageError:
         raise
     except MemoryError as exc:
@@ -133,36 +215,84 @@ def _to_bgr(image: Image.Image) -> np.ndarray:
         raise InvalidImageError(
             f"the image data is corrupt or truncated: {exc}", code="corrupt_image"
         ) from exc
-    return np.ascontiguousarray(rgb[:, :, ::-1])
 
 
-def _apply_orientation(image: Image.Image) -> Image.Image:
-    """Apply the EXIF orientation; a malformed EXIF block leaves the pixels as stored."""
+def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation (1..8); a malformed EXIF block leaves the pixels as stored."""
     try:
-        return ImageOps.exif_transpose(image)
+        value = int(image.getexif().get(_ORIENTATION, 1))
     except Exception:
-        return image
+        return 1
+    return value if 1 <= value <= 8 else 1
 
 
-def _to_rgb_array(image: Image.Image) -> np.ndarray:
-    mode = image.mode
+def _orient(bgr: np.ndarray, orientation: int) -> np.ndarray:
+    """Turn the stored pixels upright, as ``ImageOps.exif_transpose`` would (one copy at most)."""
+    views = {
+        1: lambda a: a,
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.transpose(1, 0, 2),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),
+        8: lambda a: np.rot90(a, 1),
+    }
+    return np.ascontiguousarray(views[orientation](bgr))
+
+
+def _decode_webp(data: bytes) -> np.ndarray:
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if decoded is None or decoded.ndim not in (2, 3) or decoded.dtype != np.uint8:
+        raise InvalidImageError("the image data is corrupt or truncated", code="corrupt_image")
+    if decoded.ndim == 2:
+        return cv2.cvtColor(decoded, cv2.COLOR_GRAY2BGR)
+    if decoded.shape[2] == 3:
+        return decoded
+    height, width = decoded.shape[:2]
+    out = np.empty((height, width, 3), np.uint8)
+    for top, bottom in _strips(height, width):
+        out[top:bottom] = _composite(decoded[top:bottom])
+    return out
+
+
+def _pil_to_bgr(image: Image.Image) -> np.ndarray:
+    """Convert a loaded PIL image strip by strip into a new BGR array (temporaries: one strip)."""
+    width, height = image.size
+    out = np.empty((height, width, 3), np.uint8)
+    for top, bottom in _strips(height, width):
+        out[top:bottom] = _strip_to_bgr(image.crop((0, top, width, bottom)))
+    return out
+
+
+def _strips(height: int, width: int) -> Iterator[tuple[int, int]]:
+    rows = max(1, _STRIP_PIXELS // width)
+    for top in range(0, height, rows):
+        yield top, min(height, top + rows)
+
+
+def _strip_to_bgr(strip: Image.Image) -> np.ndarray:
+    mode = strip.mode
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-        grey = np.asarray(image).astype(np.float32)
-        # 16-bit sources are scaled to 8 bits (65535 -> 255); 32-bit integer images are rare and clipped.
-        grey8 = np.clip(np.rint(grey / 257.0), 0, 255).astype(np.uint8)
+        # 16-bit sources are scaled to 8 bits (65535 -> 255, rounded); 32-bit integer images are clipped.
+        grey = np.asarray(strip).astype(np.int64)
+        grey8 = np.clip((grey + 128) // 257, 0, 255).astype(np.uint8)
         return np.repeat(grey8[:, :, None], 3, axis=2)
     if mode == "F":
-        grey8 = np.clip(np.rint(np.asarray(image)), 0, 255).astype(np.uint8)
+        grey8 = np.clip(np.rint(np.asarray(strip)), 0, 255).astype(np.uint8)
         return np.repeat(grey8[:, :, None], 3, axis=2)
-    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in image.info)
+    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in strip.info)
     if has_alpha:
-        rgba = np.asarray(image.convert("RGBA"), dtype=np.uint16)
-        alpha = rgba[:, :, 3:4]
-        # Composite on black: colour × alpha / 255, rounded.
-        return ((rgba[:, :, :3] * alpha + 127) // 255).astype(np.uint8)
+        return _composite(np.asarray(strip.convert("RGBA"))[:, :, [2, 1, 0, 3]])
     if mode != "RGB":
-        image = image.convert("RGB")
-    array = np.asarray(image)
+        strip = strip.convert("RGB")
+    array = np.asarray(strip)
     if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
         raise InvalidImageError(f"unexpected decoded image {array.shape} {array.dtype}", code="bad_image")
-    return array
+    return array[:, :, ::-1]
+
+
+def _composite(bgra: np.ndarray) -> np.ndarray:
+    """Colour × alpha / 255, rounded: compositing on black (uint16 only for one strip)."""
+    alpha = bgra[:, :, 3:4].astype(np.uint16)
+    return ((bgra[:, :, :3] * alpha + 127) // 255).astype(np.uint8)

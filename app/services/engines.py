@@ -14,7 +14,7 @@ from app.metrics import Metrics
 from app.services.errors import Conflict, Unavailable
 from app.settings import Settings
 from models.face import Face
-from models.images import decode_image
+from models.images import MemoryBudget, decode_cost_of, decoding
 
 log = logging.getLogger("marginface.server")
 
@@ -28,11 +28,24 @@ class Analysis:
     image_size: tuple[int, int]  # (width, height)
 
 
+def decode_budget(settings: Settings) -> MemoryBudget:
+    """Bytes concurrent decodes may hold: ``max_decode_bytes``, by default one image of the pixel limit."""
+    return MemoryBudget(settings.max_decode_bytes or decode_cost_of(settings.max_image_pixels))
+
+
 class Engine:
     """One pack's pipeline, shared by every request: decode/detect/align in threads, embed in batches."""
 
-    def __init__(self, pipeline, settings: Settings, metrics: Metrics, executor: ThreadPoolExecutor) -> None:
+    def __init__(
+        self,
+        pipeline,
+        settings: Settings,
+        metrics: Metrics,
+        executor: ThreadPoolExecutor,
+        budget: MemoryBudget | None = None,
+    ) -> None:
         self.pipeline = pipeline
+        self.decode_budget = budget or decode_budget(settings)
         self.settings = settings
         self.name: str = pipeline.pack_name
         self.version: str = pipeline.manifest.version
@@ -47,12 +60,11 @@ class Engine:
         )
 
     def _analyse_sync(self, data: bytes, max_faces: int) -> Analysis:
-        image = decode_image(
-            data, max_bytes=self.settings.max_image_bytes, max_pixels=self.settings.max_image_pixels
-        )
-        faces = self.pipeline.detect(image, max_faces=max_faces)
-        crops = self.pipeline.align(image, faces)
-        return Analysis(faces, crops, (int(image.shape[1]), int(image.shape[0])))
+        limits = {"max_bytes": self.settings.max_image_bytes, "max_pixels": self.settings.max_image_pixels}
+        with decoding(data, **limits, budget=self.decode_budget) as image:  # memory held until aligned
+            faces = self.pipeline.detect(image, max_faces=max_faces)
+            crops = self.pipeline.align(image, faces)
+            return Analysis(faces, crops, (int(image.shape[1]), int(image.shape[0])))
 
     async def analyse(self, data: bytes, max_faces: int | None = None) -> Analysis:
         """Decode (limits checked before decoding), detect and align, off the event loop."""
@@ -83,6 +95,7 @@ class Engines:
         self.settings = settings
         self.metrics = metrics
         self.executor = ThreadPoolExecutor(max_workers=settings.detect_threads, thread_name_prefix="detect")
+        self.decode_budget = decode_budget(settings)  # shared by every pack's engine
         self._by_name: dict[str, Engine] = {}
         self.errors: dict[str, str] = {}
         self.default_name: str | None = None
@@ -97,7 +110,7 @@ class Engines:
                 log.error("model pack %r not loaded: %s", requested, exc)
                 self.errors[requested] = str(exc)
                 continue
-            engine = Engine(pipeline, self.settings, self.metrics, self.executor)
+            engine = Engine(pipeline, self.settings, self.metrics, self.executor, self.decode_budget)
             self._by_name[requested] = engine
             self._by_name[engine.name] = engine
             if self.default_name is None:
@@ -106,7 +119,7 @@ class Engines:
 
     def add(self, pipeline, alias: str | None = None) -> Engine:
         """Register an already built pipeline (used by the bench and the CLI)."""
-        engine = Engine(pipeline, self.settings, self.metrics, self.executor)
+        engine = Engine(pipeline, self.settings, self.metrics, self.executor, self.decode_budget)
         self._by_name[engine.name] = engine
         if alias:
             self._by_name[alias] = engine
