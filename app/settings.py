@@ -45,6 +45,15 @@ class Settings(BaseSettings):
         default=64, ge=1, description="image requests in flight; beyond: 503 with Retry-After"
     )
     detect_threads: int = Field(default=2, ge=1, description="threads running decode + detection + alignment")
+    # memory bounds against hostile uploads (bench/bench_hostile.py measures them)
+    max_decode_bytes: int | None = Field(
+        default=None, ge=1, description="bytes concurrent decodes hold together; None: one max-size image"
+    )
+    max_inflight_bytes: int = Field(
+        default=48 * 1024 * 1024, ge=1, description="request bytes admitted at once (JSON ×3); beyond: 503"
+    )
+    public_metrics: bool = Field(default=False, description="serve /metrics without an API key")
+    metrics_gallery_names: bool = Field(default=False, description="label gallery sizes by name in /metrics")
 
     # micro-batching of embeddings
     batch_max_faces: int = Field(default=32, ge=1)
