@@ -8,8 +8,9 @@ Pure functions over what the search returned, so the rules are testable without 
 3. One person per face per image: eligible (face, subject) pairs are assigned greedily, best similarity
    first; each subject goes to one face, a face whose best subject went to a better face takes its
    next eligible candidate, or becomes ``unknown``.
-4. A face whose assigned subject has a runner-up within ``margin`` (a runner-up not taken by another
-   face of the photo) is ``ambiguous``; so is a face whose top candidate was vetoed by a negative.
+4. A face whose assigned subject has a runner-up within ``margin`` (a runner-up neither taken by another
+   face of the photo nor vetoed) is ``ambiguous``; so is a face whose only candidates above the
+   threshold were vetoed by negatives.
 ``match`` (the field existing clients read) is the chosen candidate for ``decision == "match"``, else null.
 """
 
@@ -92,7 +93,9 @@ def decide(
             (
                 c
                 for c in face.candidates
-                if int(c["subject_id"]) != sid and owner.get(int(c["subject_id"]), i) == i
+                if int(c["subject_id"]) != sid
+                and int(c["subject_id"]) not in vetoes[i]
+                and owner.get(int(c["subject_id"]), i) == i
             ),
             None,
         )
