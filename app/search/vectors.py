@@ -1,51 +1,222 @@
-"""A growable id → vector table (swap-remove), used to rebuild FAISS indexes without the store."""
+"""Numpy-backed bookkeeping for large galleries: an id → int map and an id → vector table.
+
+Python dicts cost ~100 bytes per entry (10M faces: ~1 GB per dict); face ids come from the store's
+autoincrement and are dense, so they index numpy arrays directly (ids far beyond the dense range fall back
+to a dict).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
+ABSENT = -1
 
-class VectorTable:
-    """Rows of float32 vectors addressed by int64 ids; amortised O(1) add and remove."""
 
-    def __init__(self, dim: int) -> None:
-        self.dim = dim
-        self._ids = np.empty(0, dtype=np.int64)
-        self._vectors = np.empty((0, dim), dtype=np.float32)
+class IdMap:
+    """int64 id → int64 value (``ABSENT`` when missing); vectorised get/set/delete."""
+
+    def __init__(self) -> None:
+        self._values = np.full(0, ABSENT, dtype=np.int64)
+        self._sparse: dict[int, int] = {}
         self._count = 0
-        self._row_of: dict[int, int] = {}
 
     def __len__(self) -> int:
         return self._count
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+    def _dense_limit(self) -> int:
+        return max(1 << 20, 8 * self._count)
+
+    def get(self, ids: np.ndarray) -> np.ndarray:
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        out = np.full(len(ids), ABSENT, dtype=np.int64)
+        dense = (ids >= 0) & (ids < len(self._values))
+        out[dense] = self._values[ids[dense]]
+        if self._sparse:
+            for i in np.nonzero(~dense)[0].tolist():
+                out[i] = self._sparse.get(int(ids[i]), ABSENT)
+        return out
+
+    def get_one(self, face_id: int) -> int:
+        return int(self.get(np.array([face_id]))[0])
+
+    def set(self, ids: np.ndarray, values: np.ndarray) -> None:
+        """Set values; ids must be unique within the call."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        values = np.asarray(values, dtype=np.int64).reshape(-1)
+        if not len(ids):
+            return
+        fresh = int(np.sum(self.get(ids) == ABSENT))
+        top = int(ids.max())
+        if top >= len(self._values) and top < self._dense_limit() + len(ids):
+            grown = np.full(max(top + 1, 2 * len(self._values), 1024), ABSENT, dtype=np.int64)
+            grown[: len(self._values)] = self._values
+            self._values = grown
+        dense = (ids >= 0) & (ids < len(self._values))
+        self._values[ids[dense]] = values[dense]
+        for face_id, value in zip(ids[~dense].tolist(), values[~dense].tolist(), strict=True):
+            self._sparse[face_id] = value
+        self._count += fresh
+
+    def delete(self, ids: np.ndarray) -> None:
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        present = self.get(ids) != ABSENT
+        ids = np.unique(ids[present])
+        dense = ids < len(self._values)
+        self._values[ids[dense]] = ABSENT
+        for face_id in ids[~dense].tolist():
+            self._sparse.pop(face_id, None)
+        self._count -= len(ids)
+
+    def keys(self) -> np.ndarray:
+        dense = np.nonzero(self._values != ABSENT)[0].astype(np.int64)
+        if not self._sparse:
+            return dense
+        return np.concatenate([dense, np.fromiter(self._sparse, dtype=np.int64)])
+
+    def items(self) -> tuple[np.ndarray, np.ndarray]:
+        keys = self.keys()
+        return keys, self.get(keys)
+
+    def keys_with_value(self, value: int) -> np.ndarray:
+        dense = np.nonzero(self._values == value)[0].astype(np.int64)
+        extra = [k for k, v in self._sparse.items() if v == value]
+        return np.concatenate([dense, np.array(extra, dtype=np.int64)]) if extra else dense
+
+    def nbytes(self) -> int:
+        return int(self._values.nbytes) + 100 * len(self._sparse)
+
+
+class VectorTable:
+    """Rows of (id, subject, float32 vector) addressed by id; amortised O(1) add and swap-remove.
+
+    Live rows are always ``[0, len)``, so exact search runs over one contiguous block.
+
+    With ``path`` the rows live in a memory-mapped file (the OS pages them in): a gallery whose float
+    vectors exceed the memory budget keeps only compressed codes in RAM and re-ranks from this file.
+    """
+
+    def __init__(self, dim: int, path: Path | None = None) -> None:
+        self.dim = dim
+        self.path = path
+        self._ids = np.empty(0, dtype=np.int64)
+        self._subjects = np.empty(0, dtype=np.int64)
+        self._vectors: np.ndarray = self._allocate(0)
+        self._count = 0
+        self._row_of = IdMap()
+
+    def _allocate(self, capacity: int) -> np.ndarray:
+        if self.path is None or capacity == 0:
+            return np.empty((capacity, self.dim), dtype=np.float32)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "ab") as handle:
+            handle.truncate(capacity * self.dim * 4)
+        return np.memmap(self.path, dtype=np.float32, mode="r+", shape=(capacity, self.dim))
+
+    def __len__(self) -> int:
+        return self._count
+
+    @property
+    def on_disk(self) -> bool:
+        return self.path is not None
+
+    def reserve(self, capacity: int) -> None:
+        if capacity > len(self._ids):
+            self._grow(capacity)
+
+    def add(self, ids: np.ndarray, subjects: np.ndarray, vectors: np.ndarray) -> None:
+        """Append rows; ids must be new and unique."""
         n = len(ids)
         needed = self._count + n
         if needed > len(self._ids):
-            capacity = max(needed, 2 * len(self._ids), 1024)
-            grown_ids = np.empty(capacity, dtype=np.int64)
-            grown_vectors = np.empty((capacity, self.dim), dtype=np.float32)
-            grown_ids[: self._count] = self._ids[: self._count]
-            grown_vectors[: self._count] = self._vectors[: self._count]
-            self._ids, self._vectors = grown_ids, grown_vectors
+            self._grow(max(needed, 2 * len(self._ids), 1024))
         self._ids[self._count : needed] = ids
+        self._subjects[self._count : needed] = subjects
         self._vectors[self._count : needed] = vectors
-        for offset, face_id in enumerate(np.asarray(ids).tolist()):
-            self._row_of[face_id] = self._count + offset
+        self._row_of.set(np.asarray(ids, np.int64), np.arange(self._count, needed, dtype=np.int64))
         self._count = needed
 
-    def remove(self, ids: list[int]) -> None:
-        for face_id in ids:
-            row = self._row_of.pop(face_id, None)
-            if row is None:
+    def _grow(self, capacity: int) -> None:
+        grown_ids = np.empty(capacity, dtype=np.int64)
+        grown_ids[: self._count] = self._ids[: self._count]
+        grown_subjects = np.empty(capacity, dtype=np.int64)
+        grown_subjects[: self._count] = self._subjects[: self._count]
+        if self.path is None:
+            grown_vectors = self._allocate(capacity)
+            grown_vectors[: self._count] = self._vectors[: self._count]
+        else:  # the file grows in place; the rows already written stay where they are
+            if isinstance(self._vectors, np.memmap):
+                self._vectors.flush()
+            grown_vectors = self._allocate(capacity)
+        self._ids, self._subjects, self._vectors = grown_ids, grown_subjects, grown_vectors
+
+    def remove(self, ids: list[int] | np.ndarray) -> None:
+        for face_id in np.asarray(ids, dtype=np.int64).reshape(-1).tolist():
+            row = self._row_of.get_one(face_id)
+            if row == ABSENT:
                 continue
+            self._row_of.delete(np.array([face_id]))
             last = self._count - 1
             if row != last:
                 moved = int(self._ids[last])
                 self._ids[row] = moved
+                self._subjects[row] = self._subjects[last]
                 self._vectors[row] = self._vectors[last]
-                self._row_of[moved] = row
+                self._row_of.set(np.array([moved]), np.array([row]))
             self._count = last
 
-    def all(self) -> tuple[np.ndarray, np.ndarray]:
-        return self._ids[: self._count].copy(), self._vectors[: self._count].copy()
+    def views(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The live (ids, subjects, vectors), without copies."""
+        n = self._count
+        return self._ids[:n], self._subjects[:n], self._vectors[:n]
+
+    def load(self, ids: np.ndarray, subjects: np.ndarray, vectors: np.ndarray) -> None:
+        """Replace the whole table with these arrays (taken over, not copied)."""
+        self._ids = np.ascontiguousarray(ids, np.int64)
+        self._subjects = np.ascontiguousarray(subjects, np.int64)
+        self._vectors = np.ascontiguousarray(vectors, np.float32)
+        self._count = len(self._ids)
+        self._row_of = IdMap()
+        self._row_of.set(self._ids, np.arange(self._count, dtype=np.int64))
+
+    def rows(self, ids: np.ndarray) -> np.ndarray:
+        """Row numbers of ``ids`` (``ABSENT`` for unknown ids)."""
+        return self._row_of.get(ids)
+
+    def vectors_at(self, rows: np.ndarray) -> np.ndarray:
+        return np.asarray(self._vectors[rows])
+
+    def ids_at(self, rows: np.ndarray) -> np.ndarray:
+        return self._ids[rows]
+
+    def subjects_at(self, rows: np.ndarray) -> np.ndarray:
+        return self._subjects[rows]
+
+    def live_vectors(self) -> np.ndarray:
+        """The live rows' vectors as one contiguous block (a view: valid until the next write)."""
+        return self._vectors[: self._count]
+
+    def ids(self) -> np.ndarray:
+        return self._ids[: self._count].copy()
+
+    def ids_of_subject(self, subject_id: int) -> np.ndarray:
+        return self._ids[: self._count][self._subjects[: self._count] == subject_id].copy()
+
+    def subject_count(self) -> int:
+        return int(len(np.unique(self._subjects[: self._count])))
+
+    def all(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        n = self._count
+        return self._ids[:n].copy(), self._subjects[:n].copy(), np.array(self._vectors[:n])
+
+    def sample(self, count: int, seed: int = 0) -> np.ndarray:
+        """Up to ``count`` random rows (training data for IVF / PQ), sorted row order for paging."""
+        if count >= self._count:
+            return np.array(self._vectors[: self._count])
+        rows = np.sort(np.random.default_rng(seed).choice(self._count, count, replace=False))
+        return np.asarray(self._vectors[rows])
+
+    def nbytes_in_ram(self) -> int:
+        floats = 0 if self.path is not None else self._vectors.nbytes
+        return int(self._ids.nbytes + self._subjects.nbytes + floats + self._row_of.nbytes())
