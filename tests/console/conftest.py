@@ -46,7 +46,7 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture
-def page(browser, live) -> Iterator[object]:
+def page(browser, live, request: pytest.FixtureRequest) -> Iterator[object]:
     """A fresh tab (own sessionStorage) that fails the test on any JavaScript error or dialog."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
@@ -72,6 +72,8 @@ def page(browser, live) -> Iterator[object]:
     page.js_errors = errors
     page.dialogs = dialogs
     yield page
+    # the last state of every test, for when one fails
+    page.screenshot(path=str(artifacts_dir() / f"last_{request.node.name}.png"), full_page=True)
     context.close()
 
 

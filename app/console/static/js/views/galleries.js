@@ -20,7 +20,8 @@ export async function galleriesView(ctx) {
     ctx.admin ? h("td", {}, deleteButton(ctx, g.name)) : null));
   section.append(h("div", { class: "table-wrap" }, h("table", {},
     h("caption", { class: "sr-only" }, "Galleries"),
-    h("thead", {}, h("tr", {}, ["Name", "Pack", "Index", "Subjects", "Faces", "Created"].map((t) => h("th", { scope: "col" }, t)),
+    h("thead", {}, h("tr", {}, ["Name", "Pack", "Index", "Subjects", "Faces", "Created"].map((t) =>
+      h("th", { scope: "col", class: t === "Subjects" || t === "Faces" ? "num" : null }, t)),
       ctx.admin ? h("th", { scope: "col" }, h("span", { class: "sr-only" }, "Actions")) : null)),
     h("tbody", {}, rows))));
   return section;
@@ -43,7 +44,10 @@ function deleteButton(ctx, name) {
 }
 
 function createForm(ctx, packs) {
-  const name = h("input", { required: true, pattern: "[A-Za-z0-9][A-Za-z0-9_.\\-]{0,127}", autocomplete: "off" });
+  const name = h("input", {
+    required: true, pattern: "[A-Za-z0-9][A-Za-z0-9_.\\-]{0,127}", autocomplete: "off",
+    placeholder: "e.g. staff", title: "letters, digits, _ . - (128 at most)",
+  });
   const pack = h("select", {}, h("option", { value: "" }, "server default"),
     packs.map((p) => h("option", { value: p.name }, `${p.name} ${p.version}`)));
   const index = h("select", {}, h("option", { value: "" }, "server default"),
@@ -52,7 +56,7 @@ function createForm(ctx, packs) {
   const form = h("form", { class: "card inline", "aria-label": "New gallery" },
     h("h2", {}, "New gallery"),
     h("div", { class: "row wrap" },
-      field("Name", name, "letters, digits, _ . -"), field("Model pack", pack), field("Index kind", index),
+      field("Name", name), field("Model pack", pack), field("Index kind", index),
       h("div", { class: "field" }, h("button", { type: "submit" }, "Create gallery"))),
     out);
   form.addEventListener("submit", async (e) => {
@@ -140,7 +144,7 @@ function subjectList(ctx, gallery) {
     const needle = q.toLowerCase();
     const shown = page.subjects.filter((s) => !needle || s.name.toLowerCase().includes(needle));
     nextAfter = page.next_after;
-    clear(list).append(shown.map((s) => h("li", {},
+    clear(list).append(...shown.map((s) => h("li", {},
       h("a", { href: `#/galleries/${enc(gallery)}/subjects/${s.id}` }, s.name),
       h("span", { class: "badge" }, `${s.faces ?? 0} face${s.faces === 1 ? "" : "s"}`))));
     if (!shown.length) list.append(h("li", { class: "empty" }, q ? "No subject matches." : "No subject yet."));

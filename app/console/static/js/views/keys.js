@@ -23,7 +23,7 @@ export async function keysView(ctx) {
     clear(shown);
     try {
       const r = await api("/keys", { method: "POST", json: { name: name.value.trim(), admin: admin.checked } });
-      const token = h("output", { class: "token", "aria-label": "new key" }, r.token);
+      const token = h("output", { class: "token", "aria-label": "New key token" }, r.token);
       const copy = h("button", { type: "button", class: "secondary small" }, "Copy");
       copy.addEventListener("click", async () => {
         try { await navigator.clipboard.writeText(r.token); toast("Copied"); } catch { toast("Select the key and copy it"); }

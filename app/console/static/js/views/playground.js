@@ -15,6 +15,17 @@ function plain(value) {
   return String(value);
 }
 
+/** Quality as a short line ("112 px · yaw -10° · sharp 361"); the full record goes in the tooltip. */
+function qualityText(q) {
+  if (!q || typeof q !== "object" || q.size_px === undefined) return plain(q);
+  const parts = [`${Math.round(q.size_px)} px`];
+  if (typeof q.yaw === "number") parts.push(`yaw ${Math.round(q.yaw)}°`);
+  if (typeof q.pitch === "number") parts.push(`pitch ${Math.round(q.pitch)}°`);
+  if (typeof q.sharpness === "number") parts.push(`sharp ${Math.round(q.sharpness)}`);
+  if (q.issues && q.issues.length) parts.push(`issues: ${[].concat(q.issues).join(", ")}`);
+  return parts.join(" · ");
+}
+
 export async function identifyView() {
   const section = h("section", { "aria-labelledby": "id-title" }, h("h1", { id: "id-title" }, "Identify"));
   const { select, count } = await gallerySelect();
@@ -65,7 +76,7 @@ function showIdentify(out, file, body) {
       h("th", { scope: "row", class: "name" }, f.match ? f.match.name : "unknown"),
       h("td", { class: "num" }, fmtNum(f.match ? f.match.similarity : best && best.similarity)),
       hasDecision ? h("td", {}, plain(f.decision)) : null,
-      hasQuality ? h("td", {}, plain(f.quality)) : null,
+      hasQuality ? h("td", { title: JSON.stringify(f.quality) }, qualityText(f.quality)) : null,
       h("td", { class: "num" }, fmtNum(f.score)),
       h("td", {}, others || "—"));
   });
@@ -121,7 +132,7 @@ export async function verifyView() {
       out.append(h("p", { class: `verdict ${r.match ? "match" : "unknown"}` }, `${label}: similarity ${fmtNum(r.similarity)} (threshold ${fmtNum(r.threshold)})`),
         r.subject ? h("p", {}, "Best face of ", h("a", { href: `#/galleries/${enc(select.value)}/subjects/${r.subject.id}` }, r.subject.name), ` (face ${r.subject.face_id})`) : null,
         r.decision !== undefined ? h("p", {}, `Decision: ${plain(r.decision)}`) : null,
-        r.quality !== undefined ? h("p", {}, `Quality: ${plain(r.quality)}`) : null);
+        r.quality !== undefined ? h("p", {}, `Quality: ${qualityText(r.quality)}`) : null);
     } catch (err) { out.append(alertBox(describeError(err))); } finally { button.disabled = false; }
   });
   section.append(h("div", { class: "card" }, field("Compare", mode), subjectFields,

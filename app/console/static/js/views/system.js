@@ -1,4 +1,4 @@
-// System: readiness, packs and their providers, a few metrics from /metrics.
+// System: readiness, packs and their providers, a few metrics from /metrics, gallery sizes.
 import { api } from "../api.js";
 import { alertBox, fmtNum, h } from "../dom.js";
 
@@ -44,11 +44,14 @@ export async function systemView() {
   const facts = [["Requests", requests], ["Error answers (4xx/5xx)", errors], ["Faces embedded", embedded], ["Refused as busy", busy]];
   section.append(h("h2", {}, "Since start"), h("dl", { class: "facts" },
     facts.map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, String(v))))));
-  const sizes = metrics.filter((r) => r.name === "marginface_gallery_faces");
-  if (sizes.length) {
+  const { galleries } = await api("/galleries").catch(() => ({ galleries: [] }));
+  if (galleries.length) {
     section.append(h("h2", {}, "Gallery sizes"), h("div", { class: "table-wrap" }, h("table", {},
-      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Gallery"), h("th", { scope: "col", class: "num" }, "Faces indexed"))),
-      h("tbody", {}, sizes.map((r) => h("tr", {}, h("th", { scope: "row" }, r.labels.gallery), h("td", { class: "num" }, String(r.value))))))));
+      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Gallery"), h("th", { scope: "col", class: "num" }, "Subjects"),
+        h("th", { scope: "col", class: "num" }, "Faces"), h("th", { scope: "col" }, "Pack"))),
+      h("tbody", {}, galleries.map((g) => h("tr", {}, h("th", { scope: "row" }, g.name),
+        h("td", { class: "num" }, String(g.subjects)), h("td", { class: "num" }, String(g.faces)),
+        h("td", {}, `${g.pack.name} ${g.pack.version}`)))))));
   }
   if (!metrics.length) section.append(alertBox("Metrics are not available.", "info"));
   return section;

@@ -1,0 +1,238 @@
+"""The console in a real browser (Debian's Chromium via Playwright) against a live server with auth.
+
+Screenshots of the main pages are saved under ``out/test-artifacts/console`` (or
+``$MARGINFACE_TEST_ARTIFACTS/console``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.timeout(300)
+
+XSS = "<img src=x onerror=alert(1)>"
+
+
+def expect(locator):
+    from playwright.sync_api import expect as _expect
+
+    return _expect(locator)
+
+
+def sign_in(page, live: dict, token: str) -> None:
+    page.goto(f"{live['url']}/")
+    page.get_by_label("API key").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Galleries", exact=True)).to_be_visible()
+
+
+def nav(page, name: str):
+    return page.get_by_role("navigation", name="Main").get_by_role("link", name=name)
+
+
+def admin_api(live: dict) -> httpx.Client:
+    return httpx.Client(
+        base_url=live["url"], headers={"Authorization": f"Bearer {live['admin']}"}, timeout=60
+    )
+
+
+def shoot(page, shots: Path, name: str, full: bool = True) -> None:
+    page.wait_for_timeout(300)  # let images decode and the toast settle
+    page.screenshot(path=str(shots / f"console_{name}.png"), full_page=full)
+
+
+def test_walkthrough(page, live, t1_faces, t1_image_path, tmp_path, shots) -> None:
+    urls: list[str] = []
+    page.on("request", lambda request: urls.append(request.url))
+    page.goto(f"{live['url']}/")
+    assert page.url.endswith("/console/")
+
+    # a wrong key: an error, still signed out
+    page.get_by_label("API key").fill("mf_not_a_real_key")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("unknown or revoked")
+    expect(page.get_by_role("navigation", name="Main")).to_be_hidden()
+    shoot(page, shots, "signin")
+
+    # the admin key; kept in this tab's sessionStorage, never in a URL
+    page.get_by_label("API key").fill(live["admin"])
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Galleries", exact=True)).to_be_visible()
+    assert page.evaluate("sessionStorage.getItem('marginface.key')") == live["admin"]
+    assert page.evaluate("localStorage.length") == 0
+
+    # create a gallery
+    page.get_by_label("Name", exact=True).fill("people")
+    page.get_by_label("Index kind").select_option("flat")
+    page.get_by_role("button", name="Create gallery").click()
+    expect(page.get_by_role("heading", name="people")).to_be_visible()
+
+    # enroll three people by file upload, and a group photo that must be refused
+    page.get_by_role("link", name="Enroll photos").click()
+    expect(page.get_by_role("heading", name="Enroll")).to_be_visible()
+    people = {"Alice": 0, "Bob": 2, "Carol": 4}
+    for name, index in people.items():
+        photo = tmp_path / f"{name.lower()}.jpg"
+        photo.write_bytes(t1_faces[index]["crop"])
+        page.get_by_label("Subject name").fill(name)
+        page.get_by_label("Choose photos").set_input_files(str(photo))
+        expect(page.locator(".result.accepted")).to_have_count(list(people).index(name) + 1)
+    page.get_by_label("Subject name").fill("Group")
+    page.get_by_label("Choose photos").set_input_files(str(t1_image_path))
+    rejected = page.locator(".result.rejected")
+    expect(rejected).to_have_count(1)
+    expect(rejected).to_contain_text("multiple_faces")
+    expect(rejected.locator(".box")).to_have_count(6)  # the refused photo still shows its faces
+    expect(page.locator(".result.accepted .box .label").first).to_have_text("Carol")
+    shoot(page, shots, "enroll")
+
+    # identify the group photo: six boxes, the three enrolled people named on the right faces
+    nav(page, "Identify").click()
+    page.get_by_label("Gallery").select_option("people")
+    page.get_by_label("Choose a photo").set_input_files(str(t1_image_path))
+    boxes = page.locator(".result-area .box")
+    expect(boxes).to_have_count(6)
+    placed = sorted(
+        (boxes.nth(i).bounding_box()["x"], boxes.nth(i).locator(".label").inner_text()) for i in range(6)
+    )
+    labels = [label.split(" ")[1] for _, label in placed]  # "3. Bob 0.87" → "Bob"
+    assert labels == ["Alice", "unknown", "Bob", "unknown", "Carol", "unknown"], placed
+    expect(page.locator(".faces-table tbody tr.match")).to_have_count(3)
+    shoot(page, shots, "identify")
+
+    # Bob's page: his face with its thumbnail (stored crop, fetched with the key); delete the face
+    nav(page, "Galleries").click()
+    page.get_by_role("link", name="people").click()
+    page.get_by_role("link", name="Bob").click()
+    expect(page.get_by_role("heading", name="Bob")).to_be_visible()
+    faces = page.locator("li.face")
+    expect(faces).to_have_count(1)
+    face_id = faces.first.get_attribute("data-face-id")
+    thumb = faces.first.locator(".thumb img")
+    expect(thumb).to_be_visible()
+    assert thumb.evaluate("img => img.naturalWidth") > 0
+    assert thumb.get_attribute("src").startswith("blob:")
+    shoot(page, shots, "subject")
+    page.get_by_role("button", name=f"Delete face {face_id}").click()
+    page.get_by_role("dialog").get_by_role("button", name="Delete face").click()
+    expect(page.locator("li.face")).to_have_count(0)
+    page.reload()
+    expect(page.get_by_role("heading", name="Bob")).to_be_visible()
+    expect(page.get_by_text("No face enrolled.")).to_be_visible()
+    with admin_api(live) as api:
+        assert api.get("/galleries/people/subjects/Bob/faces").json()["faces"] == []
+
+    # gallery list, keys (token shown once, then revoked), system
+    nav(page, "Galleries").click()
+    expect(page.get_by_role("row", name="people")).to_contain_text("flat")
+    shoot(page, shots, "galleries")
+    nav(page, "Keys").click()
+    page.get_by_label("Name", exact=True).fill("ci-script")
+    page.get_by_role("button", name="Create key").click()
+    token = page.get_by_label("New key token", exact=True).inner_text()
+    assert token.startswith("mf_")
+    assert (
+        httpx.get(f"{live['url']}/keys/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    )
+    shoot(page, shots, "keys")
+    page.get_by_role("button", name="Revoke key ci-script").click()
+    page.get_by_role("dialog").get_by_role("button", name="Revoke").click()
+    expect(page.get_by_role("row", name="ci-script")).to_contain_text("revoked")
+    assert (
+        httpx.get(f"{live['url']}/keys/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    )
+    nav(page, "System").click()
+    expect(page.get_by_text("Readiness: ready")).to_be_visible()
+    expect(page.get_by_role("row", name="people")).to_be_visible()
+    shoot(page, shots, "system")
+
+    # sign out: the key leaves the tab
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_label("API key")).to_be_visible()
+    assert page.evaluate("sessionStorage.getItem('marginface.key')") is None
+    assert not [u for u in urls if live["admin"] in u or token in u]
+    assert page.js_errors == [] and page.dialogs == []
+
+
+def test_hostile_name_stays_text(page, live, astronaut_jpeg, tmp_path, shots) -> None:
+    with admin_api(live) as api:
+        assert api.post("/galleries", json={"name": "xss"}).status_code == 201
+        r = api.post(
+            "/galleries/xss/enroll",
+            data={"subject": XSS},
+            files={"image": ("astronaut.jpg", astronaut_jpeg, "image/jpeg")},
+        )
+        assert r.status_code == 201, r.text
+        subject_id = r.json()["subject"]["id"]
+        meta = {"note": "<script>alert(2)</script>"}
+        assert api.patch(f"/galleries/xss/subjects/{subject_id}", json={"metadata": meta}).status_code == 200
+    sign_in(page, live, live["admin"])
+    page.goto(f"{live['url']}/console/#/galleries/xss")
+    expect(page.get_by_role("link", name=XSS)).to_have_text(XSS)
+    page.get_by_role("link", name=XSS).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(XSS)
+    assert "<script>alert(2)</script>" in page.get_by_label("Metadata (JSON object)").input_value()
+    nav(page, "Identify").click()
+    page.get_by_label("Gallery").select_option("xss")
+    photo = tmp_path / "astronaut.jpg"
+    photo.write_bytes(astronaut_jpeg)
+    page.get_by_label("Choose a photo").set_input_files(str(photo))
+    expect(page.locator(".result-area .box .label")).to_contain_text(XSS)
+    expect(page.locator(".faces-table th.name")).to_have_text(XSS)
+    assert page.locator("img[src='x']").count() == 0
+    assert page.locator("main script").count() == 0
+    page.wait_for_timeout(500)
+    assert page.dialogs == [], page.dialogs
+    assert page.js_errors == []
+
+
+def test_plain_key_sees_no_admin_controls(page, live, astronaut_jpeg, shots) -> None:
+    with admin_api(live) as api:
+        api.post("/galleries", json={"name": "readonly"})
+        api.post(
+            "/galleries/readonly/enroll",
+            data={"subject": "Eileen"},
+            files={"image": ("a.jpg", astronaut_jpeg, "image/jpeg")},
+        )
+    sign_in(page, live, live["plain"])
+    expect(page.get_by_text("console-plain · plain key")).to_be_visible()
+    expect(nav(page, "Keys")).to_be_hidden()
+    expect(page.get_by_role("row", name="readonly")).to_be_visible()
+    assert page.get_by_role("button", name="Create gallery").count() == 0
+    assert page.get_by_role("button", name="Delete").count() == 0
+    page.get_by_role("link", name="readonly").click()
+    expect(page.get_by_role("link", name="Eileen")).to_be_visible()
+    assert page.get_by_role("link", name="Enroll photos").count() == 0
+    assert page.get_by_role("button", name="Add subject").count() == 0
+    page.get_by_role("link", name="Eileen").click()
+    expect(page.locator("li.face")).to_have_count(1)
+    assert page.get_by_role("button").filter(has_text="Delete").count() == 0
+    assert page.get_by_role("button", name="Save").count() == 0
+    shoot(page, shots, "plain_subject")
+    page.goto(f"{live['url']}/console/#/keys")
+    expect(page.get_by_text("Managing keys needs an admin key.")).to_be_visible()
+    # hidden is not the only guard: the API refuses the plain key
+    status = page.evaluate(
+        """async () => (await fetch('/galleries/readonly', {method: 'DELETE',
+             headers: {Authorization: 'Bearer ' + sessionStorage.getItem('marginface.key')}})).status"""
+    )
+    assert status == 403
+    assert page.js_errors == [] and page.dialogs == []
+
+
+def test_phone_width(browser, live, shots) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2)
+    page = context.new_page()
+    try:
+        sign_in(page, live, live["admin"])
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"the page scrolls sideways at phone width ({width} px)"
+        nav(page, "Identify").click()
+        expect(page.get_by_label("Choose a photo")).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        shoot(page, shots, "phone")
+    finally:
+        context.close()
