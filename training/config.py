@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from models.errors import MarginFaceError
+from training.finetune.config import FinetuneConfig
 
 
 class ConfigError(MarginFaceError):
@@ -127,6 +128,7 @@ class TrainConfig(_Strict):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     log_every: int = Field(default=20, gt=0)
+    finetune: FinetuneConfig | None = Field(default=None, description="start from a real model (issue 13)")
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:

@@ -28,9 +28,10 @@ from training.checkpoint import atomic_save, capture_rng, load_checkpoint, resto
 from training.config import TrainConfig
 from training.data_setup import build_dataset, dataset_num_classes
 from training.distributed import DistInfo, barrier, broadcast_flag, init_distributed
+from training.finetune.setup import FineTuning
 from training.run_log import MetricsLog
 from training.sampler import ResumableBatchSampler, flip_mask
-from training.schedule import build_scheduler
+from training.schedule import build_scheduler, lr_multiplier
 
 
 class TrainingError(MarginFaceError):
@@ -74,7 +75,11 @@ class Trainer:
         self.steps_per_epoch = self.sampler.batches_per_epoch()
         self.total_steps = cfg.steps or (cfg.epochs or 1) * self.steps_per_epoch
 
-        backbone = build_backbone_from_config(cfg).to(self.device)
+        backbone = build_backbone_from_config(cfg)
+        self.finetune = FineTuning(cfg.finetune, cfg.backbone) if cfg.finetune else None
+        if self.finetune is not None:  # issue 13: start from a real model
+            self.finetune.init_backbone(backbone)
+        backbone = backbone.to(self.device)
         if cfg.channels_last and self.device.type == "cuda":
             backbone = backbone.to(memory_format=torch.channels_last)
         head = build_head(
@@ -82,7 +87,13 @@ class Trainer:
         ).to(self.device)
         self.backbone, self.head = backbone, head
         amp_dtype = autocast_dtype(cfg.precision, self.device)
-        if self.info.enabled and not cfg.partial_fc.enabled:
+        if self.finetune is not None:
+            if self.info.enabled:
+                raise TrainingError("fine-tuning runs in one process (no DDP yet)", "finetune_single_process")
+            if resume is None:
+                self.finetune.init_centres(backbone, head, self.dataset, self.device)
+            self.model = self.finetune.model(backbone, head, amp_dtype)
+        elif self.info.enabled and not cfg.partial_fc.enabled:
             # replicated head: one DDP over backbone + head averages both gradients
             self.model: torch.nn.Module = DDP(FaceModel(backbone, head, amp_dtype), **self._ddp_kwargs())
         elif self.info.enabled:
@@ -92,8 +103,16 @@ class Trainer:
         seed_everything(cfg.seed + 1000 * self.info.rank)  # per-rank dropout / negative sampling
 
         params = [p for p in [*backbone.parameters(), *head.parameters()] if p.requires_grad]
+        if self.finetune is not None:
+            params = self.finetune.param_groups(backbone, head)
         self.optimizer = build_optimizer(cfg, params)
-        self.scheduler = build_scheduler(self.optimizer, cfg.schedule, self.total_steps, self.steps_per_epoch)
+        if self.finetune is not None:
+            factor = lr_multiplier(cfg.schedule, self.total_steps, self.steps_per_epoch)
+            self.scheduler = self.finetune.scheduler(self.optimizer, factor)
+        else:
+            self.scheduler = build_scheduler(
+                self.optimizer, cfg.schedule, self.total_steps, self.steps_per_epoch
+            )
         self.scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
         self.step, self.best_metric, self.last_eval = 0, None, {}
         self._evaluator = None
