@@ -30,10 +30,12 @@ def augment(image: np.ndarray, k: int) -> np.ndarray:
         lambda im: im[:, ::-1],
         lambda im: cv2.convertScaleAbs(im, alpha=0.65, beta=0),
         lambda im: cv2.convertScaleAbs(im, alpha=1.3, beta=10),
-        lambda im: cv2.warpAffine(im, cv2.getRotationMatrix2D((w / 2, h / 2), 8, 1.0), (w, h),
-                                  borderMode=cv2.BORDER_REFLECT),
-        lambda im: cv2.warpAffine(im, cv2.getRotationMatrix2D((w / 2, h / 2), -8, 1.0), (w, h),
-                                  borderMode=cv2.BORDER_REFLECT),
+        lambda im: cv2.warpAffine(
+            im, cv2.getRotationMatrix2D((w / 2, h / 2), 8, 1.0), (w, h), borderMode=cv2.BORDER_REFLECT
+        ),
+        lambda im: cv2.warpAffine(
+            im, cv2.getRotationMatrix2D((w / 2, h / 2), -8, 1.0), (w, h), borderMode=cv2.BORDER_REFLECT
+        ),
         lambda im: cv2.resize(im, None, fx=0.75, fy=0.75, interpolation=cv2.INTER_AREA),
         lambda im: cv2.resize(im, None, fx=1.4, fy=1.4, interpolation=cv2.INTER_CUBIC),
         lambda im: np.clip(im + np.random.default_rng(k).normal(0, 8, im.shape), 0, 255).astype(np.uint8),
