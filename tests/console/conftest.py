@@ -38,7 +38,11 @@ def browser() -> Iterator[object]:
         pytest.skip("Chromium is not installed (scripts/ci/setup_chromium.sh installs Debian's chromium)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (dev extra)")
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        # a fake camera (a test pattern, no face) so the webcam path runs without a device
+        fake_camera = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+        browser = p.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_ARGS + fake_camera
+        )
         try:
             yield browser
         finally:

@@ -86,7 +86,7 @@ def test_walkthrough(page, live, t1_faces, t1_image_path, tmp_path, shots) -> No
     expect(rejected).to_have_count(1)
     expect(rejected).to_contain_text("multiple_faces")
     expect(rejected.locator(".box")).to_have_count(6)  # the refused photo still shows its faces
-    expect(page.locator(".result.accepted .box .label").first).to_have_text("Carol")
+    expect(page.locator(".result.accepted .box .label")).to_have_text(["Alice", "Bob", "Carol"])
     shoot(page, shots, "enroll")
 
     # identify the group photo: six boxes, the three enrolled people named on the right faces
@@ -102,6 +102,19 @@ def test_walkthrough(page, live, t1_faces, t1_image_path, tmp_path, shots) -> No
     assert labels == ["Alice", "unknown", "Bob", "unknown", "Carol", "unknown"], placed
     expect(page.locator(".faces-table tbody tr.match")).to_have_count(3)
     shoot(page, shots, "identify")
+
+    # verify: Alice's photo against the enrolled subject Alice, then against Carol
+    nav(page, "Verify").click()
+    page.get_by_label("Compare", exact=True).select_option("subject")
+    page.get_by_label("Gallery").select_option("people")
+    page.get_by_label("First photo").set_input_files(str(tmp_path / "alice.jpg"))
+    page.get_by_label("Subject", exact=True).fill("Alice")
+    page.get_by_role("button", name="Compare", exact=True).click()
+    expect(page.locator(".verdict")).to_contain_text("same person")
+    shoot(page, shots, "verify")
+    page.get_by_label("Subject", exact=True).fill("Carol")
+    page.get_by_role("button", name="Compare", exact=True).click()
+    expect(page.locator(".verdict")).to_contain_text("different people")
 
     # Bob's page: his face with its thumbnail (stored crop, fetched with the key); delete the face
     nav(page, "Galleries").click()
@@ -148,6 +161,9 @@ def test_walkthrough(page, live, t1_faces, t1_image_path, tmp_path, shots) -> No
     expect(page.get_by_text("Readiness: ready")).to_be_visible()
     expect(page.get_by_role("row", name="people")).to_be_visible()
     shoot(page, shots, "system")
+
+    nav(page, "Cameras").click()
+    expect(page.get_by_role("heading", name="Events")).to_be_visible()
 
     # sign out: the key leaves the tab
     page.get_by_role("button", name="Sign out").click()
@@ -236,3 +252,33 @@ def test_phone_width(browser, live, shots) -> None:
         shoot(page, shots, "phone")
     finally:
         context.close()
+
+
+def test_revoked_key_signs_the_tab_out(page, live) -> None:
+    with admin_api(live) as api:
+        created = api.post("/keys", json={"name": "short-lived"}).json()
+    sign_in(page, live, created["token"])
+    with admin_api(live) as api:
+        assert api.delete(f"/keys/{created['key']['id']}").status_code == 200
+    nav(page, "System").click()
+    expect(page.get_by_role("alert")).to_contain_text("refused")
+    expect(page.get_by_label("API key")).to_be_visible()
+    assert page.evaluate("sessionStorage.getItem('marginface.key')") is None
+
+
+def test_webcam_photo_is_enrolled_or_refused(page, live) -> None:
+    """The webcam path end to end with Chromium's fake camera: its test pattern has no face."""
+    with admin_api(live) as api:
+        api.post("/galleries", json={"name": "webcam"})
+    sign_in(page, live, live["admin"])
+    nav(page, "Enroll").click()
+    page.get_by_label("Gallery").select_option("webcam")
+    page.get_by_label("Subject name").fill("Someone")
+    page.get_by_role("button", name="Use webcam").click()
+    expect(page.get_by_label("webcam preview")).to_be_visible()
+    page.wait_for_function("document.querySelector('video').videoWidth > 0")
+    page.get_by_role("button", name="Take photo").click()
+    expect(page.locator(".result.rejected")).to_contain_text("no_face")
+    page.get_by_role("button", name="Close webcam").click()
+    expect(page.get_by_label("webcam preview")).to_have_count(0)
+    assert page.js_errors == [] and page.dialogs == []

@@ -42,7 +42,10 @@ function showChrome() {
   document.getElementById("signout").hidden = !state.me.auth;
 }
 
+let generation = 0; // a newer render (or a sign-out) makes a slower one drop its result
+
 async function render() {
+  const mine = ++generation;
   showChrome();
   if (!state.me) return renderSignIn();
   const hash = location.hash || "#/galleries";
@@ -60,12 +63,14 @@ async function render() {
   } catch (err) {
     view = h("section", {}, h("h1", {}, "Something went wrong"), alertBox(describeError(err)));
   }
+  if (mine !== generation || !state.me) return;
   clear(main).append(view);
   const heading = main.querySelector("h1");
   document.title = `${heading ? heading.textContent : "Console"} · MarginFace`;
 }
 
 function renderSignIn() {
+  ++generation;
   document.title = "Sign in · MarginFace";
   // The input has no name: even if the form were ever submitted natively, the key would not be sent.
   const input = h("input", { type: "password", autocomplete: "off", spellcheck: "false", required: true });

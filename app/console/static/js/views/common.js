@@ -7,7 +7,7 @@ export async function gallerySelect(wanted) {
   const { galleries } = await api("/galleries");
   const last = wanted || sessionStorage.getItem("marginface.gallery");
   const select = h("select", { required: true },
-    galleries.map((g) => h("option", { value: g.name, selected: g.name === last }, `${g.name} (${g.subjects} subjects)`)));
+    galleries.map((g) => h("option", { value: g.name, selected: g.name === last }, g.name)));
   select.addEventListener("change", () => sessionStorage.setItem("marginface.gallery", select.value));
   return { select, count: galleries.length };
 }

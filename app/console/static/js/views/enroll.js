@@ -38,7 +38,7 @@ export async function enrollView(ctx, params) {
       if (!subject.value.trim()) { error.append(alertBox("Type the subject's name first.")); subject.focus(); return; }
       for (const file of files) {
         const card = h("li", { class: "card result pending" }, h("p", { class: "hint" }, `${file.name || "photo"}: enrolling…`));
-        results.prepend(card);
+        results.append(card);
         queue.push({ file, card });
       }
       run();
@@ -71,7 +71,7 @@ async function enrollOne(gallery, subject, file, card) {
   } else {
     const code = outcome.result && outcome.result.error ? outcome.result.error.code : outcome.err.code;
     const message = outcome.result && outcome.result.error ? outcome.result.error.message : describeError(outcome.err);
-    text = h("p", { class: "notice error" }, `Rejected: ${REASONS[code] || code} (${code}). ${message}`);
+    text = h("p", { class: "notice error" }, `Rejected (${code}): ${message || REASONS[code] || ""}`);
     text.dataset.code = code;
     if (code === "multiple_faces" || code === "too_small") {
       // Enrollment does not return the boxes it refused; ask /detect to show them.

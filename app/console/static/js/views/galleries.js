@@ -57,7 +57,7 @@ function createForm(ctx, packs) {
     h("h2", {}, "New gallery"),
     h("div", { class: "row wrap" },
       field("Name", name), field("Model pack", pack), field("Index kind", index),
-      h("div", { class: "field" }, h("button", { type: "submit" }, "Create gallery"))),
+      h("div", { class: "field actions" }, h("button", { type: "submit" }, "Create gallery"))),
     out);
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
@@ -171,7 +171,7 @@ function newSubjectForm(ctx, gallery) {
   const name = h("input", { required: true, maxlength: 256, autocomplete: "off" });
   const out = h("div", {});
   const form = h("form", { class: "row wrap", "aria-label": "New subject" },
-    field("New subject", name), h("div", { class: "field" }, h("button", { type: "submit", class: "secondary" }, "Add subject")), out);
+    field("New subject", name), h("div", { class: "field actions" }, h("button", { type: "submit", class: "secondary" }, "Add subject")), out);
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     clear(out);

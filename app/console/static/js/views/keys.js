@@ -10,13 +10,13 @@ export async function keysView(ctx) {
   }
   const { keys } = await api("/keys");
   const name = h("input", { required: true, maxlength: 128, autocomplete: "off" });
-  const admin = h("input", { type: "checkbox" });
+  const admin = h("input", { type: "checkbox", id: "key-admin" });
   const shown = h("div", { "aria-live": "polite" });
   const form = h("form", { class: "card", "aria-label": "New key" },
     h("h2", {}, "New key"),
     h("div", { class: "row wrap" }, field("Name", name, "who or what will use it"),
-      h("div", { class: "field check" }, admin, h("label", { for: admin.id = "key-admin" }, "Admin (may write and manage keys)")),
-      h("div", { class: "field" }, h("button", { type: "submit" }, "Create key"))),
+      h("div", { class: "field check actions" }, admin, h("label", { for: "key-admin" }, "Admin (may write and manage keys)")),
+      h("div", { class: "field actions" }, h("button", { type: "submit" }, "Create key"))),
     shown);
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
@@ -54,7 +54,7 @@ export async function keysView(ctx) {
       }, "Revoke"));
     }
     return h("tr", { class: k.active ? "" : "revoked" },
-      h("td", { class: "num" }, String(k.id)), h("th", { scope: "row" }, k.name), h("td", {}, h("code", {}, `${k.prefix}…`)),
+      h("td", { class: "num" }, String(k.id)), h("th", { scope: "row" }, k.name, ctx.me.prefix === k.prefix ? h("span", { class: "badge" }, "this key") : null), h("td", {}, h("code", {}, `${k.prefix}…`)),
       h("td", {}, k.admin ? "admin" : "plain"), h("td", {}, fmtDate(k.created_at)), state, action);
   }
   section.append(form, h("div", { class: "table-wrap" }, h("table", {},
