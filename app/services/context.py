@@ -8,15 +8,16 @@ import time
 from datetime import timedelta
 
 from app.metrics import Metrics
+from app.search.backends import configure_search
 from app.search.factory import IndexParams
 from app.search.registry import IndexRegistry
+from app.services.backoff import LoopHealth
 from app.services.engines import Engines
 from app.services.enrollment import EnrollmentService
 from app.services.galleries import GalleryService
 from app.services.recognition import RecognitionService
 from app.settings import Settings
 from app.store.db import make_engine
-from app.store.errors import StoreUnavailable
 from app.store.keys import KeyStore
 from app.store.migrate import upgrade
 from app.store.repository import Repository
@@ -52,6 +53,7 @@ class AppContext:
             use_gpu=settings.use_gpu_index,
         )
         self.indexes = IndexRegistry(self.repo, params, settings.tombstone_rebuild_ratio)
+        self.search_saver = configure_search(self.indexes, settings)  # issue 16: backend, snapshots
         self.engines = Engines(settings, self.metrics)
         self.galleries = GalleryService(self.repo, self.indexes, self.engines, settings.default_index)
         self.enrollment = EnrollmentService(self.galleries, settings)
@@ -74,6 +76,8 @@ class AppContext:
         if load_packs:
             self.engines.load()
         self.indexes.load_all()
+        if self.search_saver is not None:
+            self.search_saver.start()  # issue 16: periodic index snapshots
 
     def _gallery_sizes(self):
         names = {g.id: g.name for g in self.repo.list_galleries()}
@@ -90,8 +94,8 @@ class AppContext:
 
     async def _sync_loop(self) -> None:
         """Replay the change log every ``sync_interval_s``; during a store outage, back off and log once."""
-        interval = self.settings.sync_interval_s
-        delay, failing, last_prune = interval, False, time.monotonic()
+        health = LoopHealth(log, "change-log sync", self.settings.sync_interval_s, SYNC_BACKOFF_MAX_S)
+        delay, last_prune = health.interval, time.monotonic()
         while True:
             await asyncio.sleep(delay)
             try:
@@ -100,18 +104,9 @@ class AppContext:
                     last_prune = time.monotonic()
                     await asyncio.to_thread(self.repo.prune_changes, CHANGE_LOG_RETENTION)
             except Exception as exc:  # noqa: BLE001 - a store outage must not kill the loop
-                delay = min(max(delay * 2, interval), SYNC_BACKOFF_MAX_S)
-                if not failing:  # one line per state change, not one per round
-                    failing = True
-                    if isinstance(exc, StoreUnavailable):
-                        log.warning("change-log sync paused: %s (retrying with backoff)", exc)
-                    else:
-                        log.exception("change-log sync failed (retrying with backoff)")
+                delay = health.failed(exc)
                 continue
-            if failing:
-                failing = False
-                log.warning("change-log sync resumed: the store answers again")
-            delay = interval
+            delay = health.ok()
 
     async def close(self) -> None:
         if self._sync_task is not None:
@@ -122,4 +117,6 @@ class AppContext:
                 pass
             self._sync_task = None
         await self.engines.stop()
+        if self.search_saver is not None:
+            await asyncio.to_thread(self.search_saver.close)  # issue 16: save indexes for a fast start
         self.db.dispose()
