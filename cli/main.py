@@ -20,6 +20,8 @@ COMMAND_MODULES = [
     "cli.train_cmd",
     "cli.export_cmd",
     "cli.doctor_cmd",
+    "cli.monitors_cmd",  # issue 15
+    "cli.galleries_cmd",  # issue 13
 ]
 
 

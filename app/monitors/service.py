@@ -11,6 +11,7 @@ from app.monitors.settings import MonitorSettings
 from app.monitors.source import source_kind
 from app.monitors.store import MonitorExists, MonitorStore, aware
 from app.monitors.tables import Monitor
+from app.monitors.worker import blank_health
 from app.store.models import iso, utcnow
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -88,6 +89,7 @@ class MonitorService:
             health, owner = dict(lease.health or {}), lease.owner
         else:
             health, owner = {"state": "unowned"}, None
+        health = blank_health(health.get("state", "unowned")) | health
         return {
             "name": monitor.name,
             "source": redact(monitor.source),

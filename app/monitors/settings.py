@@ -18,7 +18,7 @@ class MonitorSettings(BaseSettings):
         default=[], description="folders whose video files may be monitor sources (none: files refused)"
     )
     monitor_lease_s: float = Field(default=15.0, gt=0.5, description="an owner silent this long loses it")
-    monitor_queue_frames: int = Field(default=2, ge=1, description="decoded frames waiting per monitor")
+    monitor_queue_frames: int = Field(default=8, ge=1, description="decoded frames waiting per monitor")
     monitor_track_timeout_s: float = Field(default=1.0, gt=0.0, description="a track unseen this long ends")
     monitor_vote_frames: int = Field(default=3, ge=1, description="embedded frames that decide a track")
     monitor_reconnect_max_s: float = Field(default=30.0, gt=0.0)

@@ -2,6 +2,8 @@
 
 Live sources are read as fast as they arrive and thinned to the frame-rate cap; files are paced at
 their own timestamps (as a camera would deliver them) and end the monitor when they end.
+``rtsp-listen://host:port/path`` turns FFmpeg's RTSP listen mode on: the monitor waits for an encoder
+or camera to push (ANNOUNCE/RECORD) its stream to it instead of pulling from an RTSP server.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ LIVE_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://")
 def source_kind(source: str) -> str:
     """``rtsp``, ``http``, ``v4l2`` or ``file``."""
     low = source.lower()
-    if low.startswith(("rtsp://", "rtsps://")):
+    if low.startswith(("rtsp://", "rtsps://", "rtsp-listen://")):
         return "rtsp"
     if low.startswith(("http://", "https://")):
         return "http"
@@ -66,6 +68,7 @@ class FrameSource:
     ) -> None:
         self.url = url
         self.kind = source_kind(url)
+        self.listen = url.lower().startswith("rtsp-listen://")
         self.interval = 1.0 / fps_cap if fps_cap > 0 else 0.0
         self.on_frame = on_frame
         self.open_timeout_s = open_timeout_s
@@ -84,21 +87,28 @@ class FrameSource:
     def _open(self):
         import av
 
-        options: dict[str, str] = {}
+        # probe briefly: a long probe holds frames back, then releases them in a burst
+        options: dict[str, str] = {"analyzeduration": "1000000", "probesize": "1000000"}
         fmt = None
         url = self.url
-        if self.kind == "rtsp":
+        if self.listen:
+            url = "rtsp://" + url.split("://", 1)[1]
+            options["rtsp_flags"] = "listen"
+            # FFmpeg's default (-1, forever) overflows in its demuxer; wait one open period, then again
+            options["listen_timeout"] = str(int(self.open_timeout_s))
+        elif self.kind == "rtsp":
             options["rtsp_transport"] = "tcp"
         elif self.kind == "http":
             options["reconnect"] = "0"
         elif self.kind == "v4l2":
             fmt, url = "v4l2", url.removeprefix("v4l2://")
-        return av.open(url, format=fmt, options=options, timeout=(self.open_timeout_s, self.open_timeout_s))
+        timeout = (self.open_timeout_s + (2.0 if self.listen else 0.0), self.open_timeout_s)
+        return av.open(url, format=fmt, options=options, timeout=timeout)
 
     def _run(self) -> None:
         delay = 0.5
         while not self._stop.is_set():
-            self.health.state = "connecting"
+            self.health.state = "listening" if self.listen else "connecting"
             self.health.connects += 1
             got_frames = False
             try:
@@ -120,6 +130,9 @@ class FrameSource:
                     return
             if self._stop.is_set():
                 break
+            if self.listen:  # waiting for a push is the delay already; listen again at once
+                self._stop.wait(0.2)
+                continue
             delay = 0.5 if got_frames else min(delay * 2, self.backoff_max_s)
             wait = delay * (0.75 + 0.5 * random.random())
             self.health.state = "reconnecting"
@@ -133,7 +146,7 @@ class FrameSource:
         got = False
         start_wall: float | None = None
         start_pts: float | None = None
-        next_keep = 0.0
+        next_keep = float("-inf")
         for frame in container.decode(stream):
             if self._stop.is_set():
                 break
@@ -145,8 +158,11 @@ class FrameSource:
                 lag = (frame.time - start_pts) - (time.monotonic() - start_wall)
                 if lag > 0:
                     self._stop.wait(lag)
-            now = time.monotonic()
+            # the cap follows the stream's own clock (bursts after a stall keep their frames), else arrival;
             # a token schedule with 20 % slack: a source at exactly the cap keeps every frame despite jitter
+            now = frame.time if frame.time is not None else time.monotonic()
+            if now < next_keep - 1.0:  # timestamps went back (a new stream or a wrap): start over
+                next_keep = now
             if now < next_keep - 0.2 * self.interval:
                 continue
             next_keep = max(next_keep, now - 0.5 * self.interval) + self.interval

@@ -40,6 +40,12 @@ def snapshot(image: np.ndarray, box: np.ndarray, margin: float = 0.4) -> bytes |
     return data.tobytes() if ok else None
 
 
+def blank_health(state: str) -> dict[str, Any]:
+    """Health of a monitor that runs nowhere (yet): every field present, zeros."""
+    return {"state": state, "fps": 0.0, "frames_processed": 0, "frames_dropped": 0, "frames_decoded": 0,
+            "connects": 0, "events": 0, "tracks": 0, "last_error": None, "last_frame_at": None}
+
+
 def stamp(at: float) -> datetime:
     return datetime.fromtimestamp(at, timezone.utc)
 

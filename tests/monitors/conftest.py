@@ -72,14 +72,22 @@ def enroll(client, people: dict[str, np.ndarray], gallery: str = "cam", names=EN
         assert r.status_code == 201, r.text
 
 
-def wait_for(predicate: Callable[[], object], timeout: float, what: str, period: float = 0.2):
+def wait_for(predicate: Callable[[], object], timeout: float, what: str, period: float = 0.2, show=None):
+    """Poll ``predicate`` until truthy; on timeout, fail showing ``show()`` (the state that was reached)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(period)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}" + (f": {show()}" if show else ""))
+
+
+def wait_state(api, monitor: str, state: str, timeout: float) -> dict:
+    """Wait until the monitor's health state is ``state`` (``api``: a TestClient or httpx.Client)."""
+    return wait_for(lambda: (h := api.get(f"/monitors/{monitor}").json()["health"])["state"] == state and h,
+                    timeout, f"monitor {monitor} to be {state}",
+                    show=lambda: api.get(f"/monitors/{monitor}").json()["health"])
 
 
 def expected_counts() -> Counter:
@@ -96,8 +104,9 @@ def check_scene_events(events: list[dict]) -> None:
     for name in ENROLLED:
         starts = sorted(a.start for a in TIMELINE if a.who == name)
         seen = sorted(_t(e["first_seen"]) for e in events if e["subject"] == name)
-        # the gap between two appearances in the stream is the gap between their events (±1 s)
-        assert abs((seen[1] - seen[0]) - (starts[1] - starts[0])) < 1.0, (name, seen, starts)
+        # the gap between two appearances in the stream is the gap between their events (±1.5 s: first_seen
+        # is when the frame reached the server, and a stream's first second arrives late, after probing)
+        assert abs((seen[1] - seen[0]) - (starts[1] - starts[0])) < 1.5, (name, seen, starts)
     for e in events:
         assert e["snapshot_url"] and _t(e["last_seen"]) >= _t(e["first_seen"])
         if e["kind"] == "recognized":

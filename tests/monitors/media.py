@@ -1,5 +1,5 @@
 """Test media: a short H.264 video made with FFmpeg from real photos (people appear, leave, come back),
-served as RTSP by FFmpeg itself (listen mode) or as HTTP MJPEG by a small threaded server."""
+pushed as RTSP by FFmpeg to a monitor in FFmpeg's listen mode or as HTTP MJPEG by a small threaded server."""
 
 from __future__ import annotations
 
@@ -93,20 +93,33 @@ def write_h264(path: Path, frames, fps: int = FPS, size=SIZE) -> Path:
     return path
 
 
-class RtspServer:
-    """``ffmpeg -re -i video -c copy -f rtsp -rtsp_flags listen``: one client, then the stream ends."""
+class RtspPusher:
+    """``ffmpeg -re -i video -c copy -f rtsp rtsp://…``: pushes the video, in real time, to an RTSP server in
+    listen mode (the monitor: FFmpeg's muxer has no listen mode, its demuxer does). Retries until the
+    listener accepts; the stream ends with the video."""
 
-    def __init__(self, video: Path, port: int, log_path: Path) -> None:
-        self.video, self.port, self.log_path = video, port, log_path
-        self.url = f"rtsp://127.0.0.1:{port}/live"
+    def __init__(self, video: Path, url: str, log_path: Path) -> None:
+        self.video, self.url, self.log_path = video, url, log_path
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> RtspServer:
+    def start(self, timeout: float = 30.0) -> RtspPusher:
         command = ["ffmpeg", "-loglevel", "warning", "-re", "-i", str(self.video), "-c", "copy",
-                   "-f", "rtsp", "-rtsp_transport", "tcp", "-rtsp_flags", "listen", self.url]
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-        return self
+                   "-f", "rtsp", "-rtsp_transport", "tcp", self.url]
+        deadline = time.monotonic() + timeout
+        while True:
+            with open(self.log_path, "ab") as log:
+                self.proc = subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+            try:
+                self.proc.wait(1.5)
+            except subprocess.TimeoutExpired:
+                return self  # connected and streaming
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the RTSP listener never accepted: {self.log_path.read_text()[-500:]}")
+            time.sleep(0.5)
+
+    def wait(self, timeout: float) -> None:
+        assert self.proc is not None
+        self.proc.wait(timeout)
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -118,13 +131,15 @@ class RtspServer:
 
 
 class MjpegServer:
-    """HTTP ``multipart/x-mixed-replace`` MJPEG of the frames at ``fps``; ``down`` refuses/ends streams."""
+    """HTTP ``multipart/x-mixed-replace`` MJPEG of the frames at ``fps``, played ``plays`` times (one per
+    connection); past that, or while ``down`` is set, requests get 503 and open streams end."""
 
-    def __init__(self, frames: list[np.ndarray], fps: int = FPS, loop: bool = False) -> None:
+    def __init__(self, frames: list[np.ndarray], fps: int = FPS, loop: bool = False, plays: int = 1) -> None:
         self.jpegs = [cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes() for f in frames]
-        self.fps, self.loop = fps, loop
+        self.fps, self.loop, self.plays = fps, loop, plays
         self.down = threading.Event()
         self.clients = 0
+        self.play_started: float | None = None  # when the first frame was sent
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -132,7 +147,7 @@ class MjpegServer:
                 pass
 
             def do_GET(self) -> None:
-                if server.down.is_set():
+                if server.down.is_set() or server.clients >= server.plays:
                     self.send_error(503)
                     return
                 server.clients += 1
@@ -151,6 +166,8 @@ class MjpegServer:
                         if wait > 0:
                             time.sleep(wait)
                         data = server.jpegs[i]
+                        if i == 0 and server.play_started is None:
+                            server.play_started = time.time()
                         self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\n")
                         self.wfile.write(f"Content-Length: {len(data)}\r\n\r\n".encode() + data + b"\r\n")
                         i += 1

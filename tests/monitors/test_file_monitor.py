@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from tests.monitors.conftest import SCENE_S, check_scene_events, enroll, wait_for
+from tests.monitors.conftest import SCENE_S, check_scene_events, enroll, wait_for, wait_state
 
 
 def test_file_monitor_events_clusters_and_enroll(make_client, cam_env, people, scene_video):
@@ -14,8 +14,7 @@ def test_file_monitor_events_clusters_and_enroll(make_client, cam_env, people, s
     r = client.post("/monitors", json={"name": "door", "source": str(scene_video), "gallery": "cam",
                                        "fps": 5, "min_face": 40, "absence_s": 1.5})
     assert r.status_code == 201, r.text
-    wait_for(lambda: client.get("/monitors/door").json()["health"]["state"] == "finished",
-             SCENE_S + 30, "the file to be watched to its end")
+    wait_state(client, "door", "finished", SCENE_S + 30)
     wait_for(lambda: len(client.get("/events").json()["events"]) >= 6, 5, "the last events")
     events = client.get("/events", params={"monitor": "door"}).json()["events"]
     check_scene_events(events)
