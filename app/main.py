@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from app.api.routes import detect, faces, galleries, health, identify, subjects, verify
 from app.api.routes import keys as keys_routes
+from app.api.contract import install_contract
 from app.api_docs import install_docs
 from app.console import router as console_router
 from app.crops import router as crops_router
@@ -28,6 +29,7 @@ from app.monitors import routes as monitors_routes
 from app.monitors.runtime import CamerasRuntime
 from app.services.context import AppContext
 from app.settings import Settings
+from models.images import return_freed_memory_promptly
 
 log = logging.getLogger("marginface.server")
 
@@ -35,6 +37,7 @@ log = logging.getLogger("marginface.server")
 def create_app(settings: Settings | None = None, *, load_packs: bool = True) -> FastAPI:
     """The service: migrates the store, loads the packs and rebuilds the indexes when it starts."""
     settings = settings or Settings()
+    return_freed_memory_promptly()  # decoded images' memory back to the OS once freed (bench_hostile)
     ctx = AppContext(settings)
     cameras = CamerasRuntime(ctx)  # issue 15: monitors and events
 
@@ -64,6 +67,7 @@ def create_app(settings: Settings | None = None, *, load_packs: bool = True) -> 
     app.state.cameras = cameras
     install_error_handlers(app)
     install_docs(app)
+    install_contract(app)
     for module in (health, detect, verify, identify, galleries, subjects, faces):
         app.include_router(module.router)
     app.include_router(crops_router.router)  # issue 13: face crops

@@ -167,11 +167,28 @@ class InternalErrorMiddleware:
 
         try:
             await self.app(scope, receive, tracking_send)
-        except Exception:
+        except Exception as exc:
             if started:
                 raise
+            if out_of_range(exc):  # an id or number the database cannot hold: the client's mistake
+                message = "a number in the request is out of the range the server stores"
+                await send_json(send, 422, _error_bytes("out_of_range", message))
+                return
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             await send_json(send, 500, _error_bytes("internal_error", "internal server error (logged)"))
+
+
+def out_of_range(exc: BaseException) -> bool:
+    """SQLite's OverflowError (ints ≥ 2**63) or PostgreSQL's numeric_value_out_of_range (int4/int8),
+    anywhere in the exception's chain."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OverflowError) or type(current).__name__ == "NumericValueOutOfRange":
+            return True
+        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+    return False
 
 
 class LatencyMiddleware:

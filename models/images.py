@@ -78,6 +78,19 @@ class MemoryBudget:
                 self._cond.notify_all()
 
 
+def return_freed_memory_promptly(threshold: int = 1 << 20) -> bool:
+    """Make glibc serve allocations of ``threshold`` bytes and more with mmap, so freed image buffers go
+    back to the OS at once. Without it glibc raises its mmap threshold after the first large free (PIL
+    frees 16 MB blocks) and keeps later strips and buffers on the heap, where RSS only grows."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(-3, threshold))  # M_MMAP_THRESHOLD (fixing it stops the adjustment)
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        return False
+
+
 def decode_cost(width: int, height: int) -> int:
     """Peak bytes that decoding a ``width``×``height`` image may take (plus one strip's temporaries)."""
     return decode_cost_of(width * height)

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from app.api.deps import CtxDep, WorkSlot
 from app.api.inputs import image_body_openapi, read_payload
-from app.api.schemas import EnrollParams, face_json
+from app.api.schemas import DeletedId, Enrolled, EnrollParams, FacePage, face_json
 from app.auth import AdminKey, AnyKey
 from app.errors import ApiError, error_body
 from app.store.models import Subject
@@ -47,7 +47,11 @@ def _response(subject: Subject | None, results: list[dict[str, Any]]) -> JSONRes
 
 
 @router.post(
-    "/subjects/{subject}/faces", status_code=201, dependencies=[AdminKey, WorkSlot], openapi_extra=_DOC
+    "/subjects/{subject}/faces",
+    status_code=201,
+    dependencies=[AdminKey, WorkSlot],
+    openapi_extra=_DOC,
+    response_model=Enrolled,
 )
 async def enroll_faces(gallery: str, subject: str, request: Request, ctx: CtxDep) -> JSONResponse:
     """Enroll images into an existing subject. Each image gets a ``face_id`` or an ``error``
@@ -61,7 +65,13 @@ async def enroll_faces(gallery: str, subject: str, request: Request, ctx: CtxDep
     return _response(found, await ctx.enrollment.enroll(owner, found, images, force=params.force))
 
 
-@router.post("/enroll", status_code=201, dependencies=[AdminKey, WorkSlot], openapi_extra=_ENROLL_DOC)
+@router.post(
+    "/enroll",
+    status_code=201,
+    dependencies=[AdminKey, WorkSlot],
+    openapi_extra=_ENROLL_DOC,
+    response_model=Enrolled,
+)
 async def enroll_by_name(gallery: str, request: Request, ctx: CtxDep) -> JSONResponse:
     """Enroll images into the subject named ``subject``, creating it when it does not exist.
 
@@ -77,7 +87,7 @@ async def enroll_by_name(gallery: str, request: Request, ctx: CtxDep) -> JSONRes
     return _response(subject, results)
 
 
-@router.get("/subjects/{subject}/faces", dependencies=[AnyKey])
+@router.get("/subjects/{subject}/faces", dependencies=[AnyKey], response_model=FacePage)
 def list_faces(
     gallery: str,
     subject: str,
@@ -94,7 +104,7 @@ def list_faces(
     }
 
 
-@router.delete("/faces/{face_id}", dependencies=[AdminKey])
+@router.delete("/faces/{face_id}", dependencies=[AdminKey], response_model=DeletedId)
 def delete_face(gallery: str, face_id: int, ctx: CtxDep) -> dict[str, Any]:
     """Delete one face; it leaves search results before this returns."""
     ctx.galleries.delete_face(ctx.galleries.get(gallery), face_id)

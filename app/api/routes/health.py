@@ -9,12 +9,13 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.api.deps import CtxDep
+from app.api.schemas import Health, Readiness
 from app.auth import require_key
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=Health)
 def healthz() -> dict[str, str]:
     """The process is alive."""
     return {"status": "ok"}
@@ -31,7 +32,9 @@ def _keyed(request: Request) -> bool:
     return True
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz", response_model=Readiness, responses={503: {"model": Readiness, "description": "not ready"}}
+)
 def readyz(request: Request, ctx: CtxDep) -> JSONResponse:
     """Ready when the packs are loaded, the store answers and every index holds exactly the stored faces.
     Without an API key the body says only ``ready`` or ``not_ready``; with one it lists packs and problems."""

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import CtxDep, WorkSlot
 from app.api.inputs import image_body_openapi, read_payload
+from app.api.schemas import Identified
 from app.auth import AnyKey
 from app.errors import ApiError
 
@@ -35,7 +36,9 @@ _DOC = image_body_openapi(
 )
 
 
-@router.post("/identify", dependencies=[AnyKey, WorkSlot], openapi_extra=_DOC)
+@router.post(
+    "/identify", dependencies=[AnyKey, WorkSlot], openapi_extra=_DOC, response_model=Identified
+)
 async def identify(request: Request, ctx: CtxDep) -> dict[str, Any]:
     """For every face: box, landmarks, score, the top-k subjects (best first) and the match (or null)."""
     payload = await read_payload(request, {"image"}, 1)

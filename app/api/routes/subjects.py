@@ -7,19 +7,26 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from app.api.deps import CtxDep
-from app.api.schemas import SubjectCreate, SubjectUpdate, subject_json
+from app.api.schemas import (
+    DeletedId,
+    SubjectCreate,
+    SubjectOut,
+    SubjectPage,
+    SubjectUpdate,
+    subject_json,
+)
 from app.auth import AdminKey, AnyKey
 
 router = APIRouter(prefix="/galleries/{gallery}/subjects", tags=["subjects"])
 
 
-@router.post("", status_code=201, dependencies=[AdminKey])
+@router.post("", status_code=201, dependencies=[AdminKey], response_model=SubjectOut)
 def create_subject(gallery: str, body: SubjectCreate, ctx: CtxDep) -> dict[str, Any]:
     subject = ctx.galleries.create_subject(ctx.galleries.get(gallery), body.name, body.metadata)
     return subject_json(subject, 0)
 
 
-@router.get("", dependencies=[AnyKey])
+@router.get("", dependencies=[AnyKey], response_model=SubjectPage)
 def list_subjects(
     gallery: str,
     ctx: CtxDep,
@@ -37,14 +44,14 @@ def list_subjects(
     }
 
 
-@router.get("/{subject}", dependencies=[AnyKey])
+@router.get("/{subject}", dependencies=[AnyKey], response_model=SubjectOut)
 def get_subject(gallery: str, subject: str, ctx: CtxDep) -> dict[str, Any]:
     """A subject by id (digits) or name."""
     found = ctx.galleries.get_subject(ctx.galleries.get(gallery), subject)
     return subject_json(found, ctx.repo.face_counts([found.id]).get(found.id, 0))
 
 
-@router.patch("/{subject}", dependencies=[AdminKey])
+@router.patch("/{subject}", dependencies=[AdminKey], response_model=SubjectOut)
 def update_subject(gallery: str, subject: str, body: SubjectUpdate, ctx: CtxDep) -> dict[str, Any]:
     """Rename and/or replace the metadata."""
     owner = ctx.galleries.get(gallery)
@@ -53,7 +60,7 @@ def update_subject(gallery: str, subject: str, body: SubjectUpdate, ctx: CtxDep)
     return subject_json(updated, ctx.repo.face_counts([found.id]).get(found.id, 0))
 
 
-@router.delete("/{subject}", dependencies=[AdminKey])
+@router.delete("/{subject}", dependencies=[AdminKey], response_model=DeletedId)
 def delete_subject(gallery: str, subject: str, ctx: CtxDep) -> dict[str, Any]:
     """Delete the subject and its faces; they leave search results before this returns."""
     owner = ctx.galleries.get(gallery)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.api.deps import CtxDep, WorkSlot
 from app.api.inputs import image_body_openapi, read_payload
+from app.api.schemas import Verified
 from app.auth import AnyKey
 from app.errors import ApiError
 
@@ -43,7 +44,7 @@ _DOC = image_body_openapi(
 )
 
 
-@router.post("/verify", dependencies=[AnyKey, WorkSlot], openapi_extra=_DOC)
+@router.post("/verify", dependencies=[AnyKey, WorkSlot], openapi_extra=_DOC, response_model=Verified)
 async def verify(request: Request, ctx: CtxDep) -> dict[str, Any]:
     """Cosine similarity, the threshold and the verdict, with the face used in each image."""
     payload = await read_payload(request, {"image1", "image2"}, 2)
