@@ -1,17 +1,19 @@
-"""Gallery search: queries/s and recall@1 (against exact search) for 10k, 100k and 1M 512-d vectors.
+"""Gallery search at scale: 1M and 10M faces at 128-d, 1M at 512-d, every index kind; exact search, bare
+FAISS with the same parameters and Milvus Lite measured beside MarginFace in the same run.
 
-Flat (exact), IVF and HNSW as bare FAISS calls, beside MarginFace's ``app.search.GalleryIndex`` (what the
-server searches: FAISS plus the face→subject bookkeeping) on the same vectors and queries. The gallery is
-clustered synthetic data (identities with several faces each, like a real gallery); queries are new
-noisy views of gallery identities. ``--quick`` skips 1M.
+The gallery is clustered synthetic data (``bench/search_data.py``: identities with 1–7 faces, shared coarse
+directions) generated straight into the index; queries are new views of gallery identities, and one row
+uses real embeddings of LFW faces (``../shared``, cached in bench/out) as queries against a gallery holding
+other images of the same people among the synthetic faces. recall@1 = share of queries whose top face is
+exact search's top face. Rows: ``BENCH_SEARCH_PARTS`` (comma list of scale128, kinds, scale512, milvus;
+default all) and ``BENCH_SEARCH_SIZES`` (e.g. ``1000000,10000000``). ``--quick``: 100k only.
 
-    .venv/bin/python -m bench.bench_search [--quick]
+    nice -n 10 .venv/bin/python -m bench.bench_search [--quick] [--write]
 """
 
 from __future__ import annotations
 
 import gc
-import math
 import os
 import sys
 import time
@@ -19,142 +21,250 @@ import time
 import numpy as np
 
 from bench.results import IMG_DIR, line_plot
+from bench.search_data import Clustered, lfw_embeddings
 
-DIM = 512
-HNSW_BUILD_BUDGET_S = 240.0
-
-
-def clustered(n: int, queries: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` unit vectors in clusters of ~4 (one identity's faces) and ``queries`` unseen views."""
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((max(n // 4, 1), DIM), dtype=np.float32)
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    gallery = np.empty((n, DIM), np.float32)
-    step = 100_000
-    for start in range(0, n, step):  # chunks keep the temporary arrays small
-        stop = min(start + step, n)
-        owners = rng.integers(0, len(centres), stop - start)
-        block = centres[owners] + 0.04 * rng.standard_normal((stop - start, DIM), dtype=np.float32)
-        gallery[start:stop] = block / np.linalg.norm(block, axis=1, keepdims=True)
-    picks = rng.integers(0, n, queries)
-    probe = gallery[picks] + 0.04 * rng.standard_normal((queries, DIM), dtype=np.float32)
-    return gallery, (probe / np.linalg.norm(probe, axis=1, keepdims=True)).astype(np.float32)
+QUERIES = 200
+SEPARATE_BARE_MAX = 2_000_000  # above: bare FAISS searches MarginFace's own index (saves a build)
+MILVUS_MAX = 1_000_000
+EXACT_B1_QUERIES = 20  # exact search one query at a time is the slow part at 10M
+COLUMNS = ["gallery", "index", "build s", "RAM GiB", "bytes/face", "qps b1", "p99 b1 ms", "qps b32",
+           "p99 b32 ms", "recall@1", "configuration"]
 
 
-def _qps(search, queries: np.ndarray, repeats: int = 3) -> tuple[float, np.ndarray]:
-    best, ids = math.inf, None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        ids = search(queries)
-        best = min(best, time.perf_counter() - start)
-    return len(queries) / best, ids
+def _rss() -> int:
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmRSS"):
+                return int(line.split()[1]) * 1024
+    return 0
 
 
-def _bare(kind: str, gallery: np.ndarray, nprobe: int = 16, ef: int = 128):
-    """(search function, build seconds, description) for a bare FAISS index."""
-    import faiss
-
-    n = len(gallery)
-    start = time.perf_counter()
-    if kind == "flat":
-        index = faiss.IndexFlatIP(DIM)
-        index.add(gallery)
-        desc = "IndexFlatIP"
-    elif kind == "ivf":
-        nlist = int(min(max(16, 4 * math.sqrt(n)), 1024 if n <= 100_000 else 256))  # bounded add time
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(DIM), DIM, nlist, faiss.METRIC_INNER_PRODUCT)
-        per_list = 50 if n <= 100_000 else 20  # bounded training time at 1M (FAISS warns below 39)
-        sample = gallery[np.random.default_rng(1).choice(n, min(n, per_list * nlist), replace=False)]
-        index.cp.niter = 10  # bounded k-means: enough for clustered data, minutes saved at 1M
-        index.train(sample)
-        index.add(gallery)
-        index.nprobe = nprobe
-        desc = f"IndexIVFFlat nlist={nlist} nprobe={nprobe} (trained on {len(sample):,})"
-    else:
-        index = faiss.IndexHNSWFlat(DIM, 32, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = 40
-        index.hnsw.efSearch = ef
-        deadline = start + HNSW_BUILD_BUDGET_S
-        for chunk in range(0, n, 50_000):
-            index.add(gallery[chunk : chunk + 50_000])
-            if time.perf_counter() > deadline and chunk + 50_000 < n:
-                rate = (chunk + 50_000) / (time.perf_counter() - start)
-                raise TimeoutError(f"HNSW build over {HNSW_BUILD_BUDGET_S:.0f} s budget "
-                                   f"(~{n / rate / 60:.0f} min at {rate:,.0f} vectors/s)")
-        desc = f"IndexHNSWFlat M=32 efConstruction=40 efSearch={ef}"
-    return (lambda q: index.search(q, 1)[1][:, 0]), time.perf_counter() - start, desc, index
+def _log(message: str) -> None:
+    print(f"[search {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def _marginface(kind: str, gallery: np.ndarray):
-    from app.search.factory import IndexParams
+def _timed(search, queries: np.ndarray, batch: int) -> tuple[float, float, np.ndarray]:
+    """(queries/s, p99 latency ms of one call, top-1 ids) searching ``batch`` queries per call."""
+    latencies, found = [], []
+    for start in range(0, len(queries), batch):
+        began = time.perf_counter()
+        found.append(search(queries[start : start + batch]))
+        latencies.append(time.perf_counter() - began)
+    return len(queries) / sum(latencies), 1000 * float(np.percentile(latencies, 99)), np.concatenate(found)
+
+
+def _row(label: str, n: int, name: str, build: float, ram: int, search, queries, truth, config: str,
+         b1_queries: int = QUERIES) -> list:
+    q1, p1, found1 = _timed(search, queries[:b1_queries], 1)
+    q32, p32, found = _timed(search, queries, 32)
+    recall = float(np.mean(found == truth))
+    _log(f"{label} {name}: qps b1 {q1:.1f} b32 {q32:.1f}, recall {recall:.4f}")
+    return [label, name, round(build, 1), round(ram / 2**30, 2), round(ram / n) if ram else "–",
+            round(q1, 1), round(p1, 1), round(q32, 1), round(p32, 1), round(recall, 4), config]
+
+
+def _marginface(data: Clustered, params, extra: tuple | None = None):
     from app.search.gallery_index import GalleryIndex
 
-    start = time.perf_counter()
-    index = GalleryIndex(DIM, IndexParams(kind=kind, use_gpu=False))
-    ids = np.arange(len(gallery), dtype=np.int64)
-    index.add(ids, ids, gallery)  # one face per subject: the best subject is the best face
-    build = time.perf_counter() - start
+    before, started = _rss(), time.perf_counter()
+    index = GalleryIndex(data.dim, params)
+    index.reserve(data.n + (len(extra[0]) if extra else 0))
+    with index.bulk():
+        for ids, owners, vectors in data.chunks():
+            index.add(ids, owners, vectors)
+        if extra is not None:
+            index.add(*extra)
+    index.wait_idle()
+    return index, time.perf_counter() - started, _rss() - before
 
+
+def _mf_search(index):
     def search(queries: np.ndarray) -> np.ndarray:
         return np.array([hits[0].face_id if hits else -1 for hits in index.search(queries, 1)])
 
-    return search, build, f"GalleryIndex({kind}): {index.describe()}", index
+    return search
+
+
+def _bare_faiss(index, params):
+    """A bare FAISS index with MarginFace's kind, nlist, sample size and nprobe, no re-ranking."""
+    from app.search import factory
+
+    table = index._table  # noqa: SLF001 - the same vectors, without a second copy
+    n = len(table)
+    before, started = _rss(), time.perf_counter()
+    sample = table.sample(factory.training_sample_size(params, n), seed=1)
+    bare = factory.make_trained(index.kind, params, index.dim, n, sample)
+    ids, _, vectors = table.views()
+    for start in range(0, n, 262_144):
+        stop = start + 262_144
+        bare.add_with_ids(np.ascontiguousarray(vectors[start:stop]), ids[start:stop])
+    build, ram = time.perf_counter() - started, _rss() - before
+    config = f"{type(bare).__name__} {factory.details(bare)}"
+    return (lambda q: bare.search(q, 1)[1][:, 0]), build, ram, config
+
+
+def _top1(faiss_index):
+    return lambda queries: faiss_index.search(queries, 1)[1][:, 0]
+
+
+def _exact(index):
+    import faiss
+
+    table = index._table  # noqa: SLF001
+
+    def search(queries: np.ndarray) -> np.ndarray:
+        rows = faiss.knn(queries, table.live_vectors(), 1, faiss.METRIC_INNER_PRODUCT)[1][:, 0]
+        return table.ids_at(rows)
+
+    return search
+
+
+def _real_faces(n: int):
+    """(gallery ids, subjects, vectors) of LFW people's first images, and queries of their other images."""
+    found = lfw_embeddings(compute=False)
+    if found is None:
+        return None
+    embeddings, labels = found
+    first = np.zeros(len(labels), bool)
+    _, first_rows = np.unique(labels, return_index=True)
+    first[first_rows] = True
+    gallery = embeddings[first]
+    ids = np.arange(n, n + len(gallery), dtype=np.int64)
+    subjects = 10**9 + labels[first]
+    return (ids, subjects, gallery), embeddings[~first][:QUERIES]
+
+
+def scale_table(dim: int, sizes: list[int], kind: str = "auto", milvus: bool = False) -> dict:
+    from app.search.factory import IndexParams, bytes_per_face, details
+
+    rows, notes, series = [], [], {}
+    params = IndexParams(kind=kind, use_gpu=False, memory_budget_mb=12 * 1024 if dim == 128 else 8192)
+    for n in sizes:
+        label = f"{n:,} × {dim}"
+        data = Clustered(n, dim)
+        real = _real_faces(n) if dim == 128 else None
+        _log(f"{label}: building MarginFace {kind}")
+        index, build, ram = _marginface(data, params, real[0] if real else None)
+        queries = data.queries(QUERIES)
+        exact = _exact(index)
+        truth = exact(queries)
+        b1 = EXACT_B1_QUERIES if n > 1_000_000 else QUERIES
+        rows.append(_row(label, n, "exact (faiss.knn)", 0.0, 0, exact, queries, truth,
+                         f"brute force over the float table; b1 over {b1} queries", b1_queries=b1))
+        cfg = f"{index.describe()} {details(index._index)} rerank {params.rerank}"  # noqa: SLF001
+        rows.append(_row(label, n, f"MarginFace {kind} → {index.kind}", build, ram, _mf_search(index),
+                         queries, truth, f"{cfg}; model {bytes_per_face(index.kind, params, dim)} B/face"))
+        series.setdefault("exact", ([], []))
+        series["exact"][0].append(n)
+        series["exact"][1].append(rows[-2][7])
+        series.setdefault("MarginFace", ([], []))
+        series["MarginFace"][0].append(n)
+        series["MarginFace"][1].append(rows[-1][7])
+        if real is not None:
+            real_queries = real[1]
+            real_truth = exact(real_queries)
+            rows.append(_row(label + " + LFW", n, f"MarginFace {kind}, real LFW queries", build, 0,
+                             _mf_search(index), real_queries, real_truth,
+                             f"{len(real[0][0])} LFW people enrolled among the synthetic faces, "
+                             f"{len(real_queries)} other images of them as queries"))
+        if index.kind != "flat" and n > SEPARATE_BARE_MAX:
+            bare = index._index  # noqa: SLF001 - the very FAISS index MarginFace searches, searched bare
+            rows.append(_row(label, n, "bare FAISS, same index", 0.0, 0, _top1(bare), queries, truth,
+                             f"MarginFace's {index.describe()} searched directly: no "
+                             "re-ranking, no face→subject step (a second build would take as long again)"))
+        elif index.kind != "flat":
+            search, bare_build, bare_ram, bare_cfg = _bare_faiss(index, params)
+            rows.append(_row(label, n, "bare FAISS, same parameters", bare_build, bare_ram, search, queries,
+                             truth, bare_cfg + ", no re-ranking"))
+            series.setdefault("bare FAISS", ([], []))
+            series["bare FAISS"][0].append(n)
+            series["bare FAISS"][1].append(rows[-1][7])
+            del search
+        if milvus and n <= MILVUS_MAX:
+            try:
+                rows.append(_milvus_row(label, data, params, queries, truth))
+            except Exception as exc:  # noqa: BLE001 - the other rows stand
+                notes.append(f"{label}: Milvus Lite row failed: {type(exc).__name__}: {exc}")
+        elif milvus:
+            notes.append(f"{label}: no Milvus Lite row — inserting through pymilvus runs ~5k rows/s here, "
+                         "about an hour at this size.")
+        del index, exact
+        gc.collect()
+    notes.append(f"{QUERIES} synthetic queries; qps b1 = one query per call, b32 = 32 per call; p99 of call "
+                 "latency. RAM = resident-memory growth while building (vectors, codes, bookkeeping).")
+    plot = line_plot(IMG_DIR / f"search_scale_{dim}.png", f"Gallery search, {dim}-d, batch 32, CPU",
+                     "gallery size", "queries/s", series, logy=True)
+    return {"title": f"Gallery search at scale ({dim}-d, clustered synthetic)", "columns": COLUMNS,
+            "rows": rows, "notes": notes, "plots": [plot]}
+
+
+def _milvus_row(label: str, data: Clustered, params, queries, truth) -> list:
+    import shutil
+    import tempfile
+    from dataclasses import replace
+
+    from app.search.milvus_index import MilvusGalleryIndex, client_for
+
+    folder = tempfile.mkdtemp(prefix="bench-milvus-")
+    try:
+        client = client_for(f"{folder}/milvus.db")
+        before, started = _rss(), time.perf_counter()
+        index = MilvusGalleryIndex(data.dim, replace(params, kind="ivf_sq8"), client, "bench",
+                                   expected_faces=data.n)
+        for ids, owners, vectors in data.chunks():
+            index.add(ids, owners, vectors)
+        index.search(queries[:1], 1)  # Milvus builds its index segments lazily
+        build, ram = time.perf_counter() - started, _rss() - before
+        return _row(label, data.n, "Milvus Lite IVF_SQ8", build, ram, _mf_search(index), queries, truth,
+                    f"milvus-lite, nlist by size, nprobe {params.nprobe}; RAM: this process only")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def kinds_table(n: int, dim: int = 128) -> dict:
+    """bytes/face and recall@1 of every kind on one gallery."""
+    from app.search.factory import IndexParams, bytes_per_face, details
+
+    data = Clustered(n, dim, seed=3)
+    queries = data.queries(QUERIES)
+    rows, truth = [], None
+    for kind in ("flat", "ivf", "ivf_sq8", "ivf_pq", "hnsw"):
+        params = IndexParams(kind=kind, use_gpu=False, hnsw_build_budget_s=240.0)
+        _log(f"kinds {n:,}: {kind}")
+        index, build, ram = _marginface(data, params)
+        if truth is None:
+            truth = _exact(index)(queries)
+        cfg = f"{index.describe()} {details(index._index)}"  # noqa: SLF001
+        if index.build_error:
+            cfg += f" ({index.build_error})"
+        rows.append(_row(f"{n:,} × {dim}", n, f"{kind} → {index.kind}", build, ram, _mf_search(index),
+                         queries, truth, f"{cfg}; model {bytes_per_face(index.kind, params, dim)} B/face"))
+        del index
+        gc.collect()
+    return {"title": f"Index kinds ({n:,} × {dim}-d)", "columns": COLUMNS, "rows": rows,
+            "notes": ["bytes/face = measured resident growth / faces (model: float table + codes + 32 B "
+                      "bookkeeping); HNSW builds under a 240 s budget and falls back to IVF-SQ8 past it."]}
 
 
 def run(quick: bool = False) -> list[dict]:
     import faiss
 
-    threads = os.cpu_count() or 1
-    faiss.omp_set_num_threads(threads)
-    sizes = [10_000, 100_000] if quick else [10_000, 100_000, 1_000_000]
-    n_queries = 200 if quick else 1000
-    rows, notes = [], []
-    series: dict[str, tuple[list, list]] = {}
-    for n in sizes:
-        count = n_queries if n <= 100_000 else n_queries // 5  # exact search at 1M is the slow part
-        gallery, queries = clustered(n, count)
-        exact_search, build, desc, exact_index = _bare("flat", gallery)
-        start = time.perf_counter()
-        truth = exact_search(queries)
-        seconds = time.perf_counter() - start
-        rows.append([f"{n:,}", "FAISS flat", round(count / seconds, 1), 1.0, round(build, 1), desc])
-        series.setdefault("FAISS flat", ([], []))
-        series["FAISS flat"][0].append(n)
-        series["FAISS flat"][1].append(count / seconds)
-        plans = [("MarginFace", "flat"), ("FAISS", "ivf"), ("FAISS", "hnsw")]
-        plans += [("MarginFace", "ivf"), ("MarginFace", "hnsw")] if n <= 10_000 else []
-        for who, kind in plans:
-            try:
-                make = _bare if who == "FAISS" else _marginface
-                search, build, desc, index = make(kind, gallery)
-            except TimeoutError as exc:
-                notes.append(f"{n:,}: {who} {kind} skipped — {exc}.")
-                continue
-            print(f"[search] {n:,} {who} {kind}: built in {build:.1f} s", file=sys.stderr, flush=True)
-            qps, found = _qps(search, queries, repeats=3 if n <= 100_000 else 1)
-            recall = float(np.mean(found == truth))
-            rows.append([f"{n:,}", f"{who} {kind}", round(qps, 1), round(recall, 4), round(build, 1), desc])
-            series.setdefault(f"{who} {kind}", ([], []))
-            series[f"{who} {kind}"][0].append(n)
-            series[f"{who} {kind}"][1].append(qps)
-            del index, search
-            gc.collect()
-        if n > 10_000:
-            notes.append(f"{n:,}: MarginFace IVF/HNSW not run — GalleryIndex trains IVF on the whole gallery "
-                         "(nlist 4√N, 25 k-means iterations) and builds HNSW without a time bound; the "
-                         "bare FAISS rows show those index types at this size.")
-        del gallery, exact_index
-        gc.collect()
-    notes.insert(0, f"{n_queries} queries ({n_queries // 5} at 1M) searched as one batch, top-1, best of 3 "
-                 f"(1 at 1M; FAISS flat: the single exact-search run); {threads} FAISS threads; "
-                 "recall@1 = share of queries whose top hit equals exact search's.")
-    plot = line_plot(IMG_DIR / "search_qps.png", "Gallery search, 512-d, CPU", "gallery size",
-                     "queries/s", series, logy=True)
-    ax_note = "build s = index construction (training included)"
-    notes.append(ax_note)
-    return [{"title": "Gallery search (512-d, clustered synthetic)",
-             "columns": ["gallery", "index", "queries/s", "recall@1", "build s", "configuration"],
-             "rows": rows, "notes": notes, "plots": [plot]}]
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    parts = os.environ.get("BENCH_SEARCH_PARTS", "scale128,kinds,scale512").split(",")
+    sizes = [int(s) for s in os.environ.get("BENCH_SEARCH_SIZES", "").split(",") if s]
+    sizes = sizes or ([100_000] if quick else [1_000_000, 10_000_000])
+    tables = []
+    if "scale128" in parts:
+        tables.append(scale_table(128, sizes, milvus="milvus" in parts))
+    if "kinds" in parts:
+        tables.append(kinds_table(100_000 if quick else 1_000_000))
+    if "scale512" in parts:
+        tables.append(scale_table(512, [min(s, 1_000_000) for s in sizes[:1]]))
+    machine_note = (f"CPU shared with other work while measuring (load average {os.getloadavg()[0]:.0f} on "
+                    f"{os.cpu_count()} cores at the end): compare rows of one table, not absolute numbers.")
+    for table in tables:
+        table.setdefault("notes", []).append(machine_note)
+    return tables
 
 
 def main() -> None:

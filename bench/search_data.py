@@ -26,26 +26,36 @@ NOISE = 0.8  # per-face noise norm relative to the unit identity centre
 
 
 class Clustered:
-    """A reproducible clustered gallery of ``n`` faces (``n // 4`` identities) and queries from it."""
+    """A reproducible clustered gallery of ``n`` faces and queries from it.
+
+    Faces are stored identity by identity (1–7 faces each, 4 on average), as galleries are enrolled; identity
+    centres are generated in blocks from per-block seeds, so any range is made without keeping them all.
+    """
+
+    BLOCK = 4096  # identities per centre block
 
     def __init__(self, n: int, dim: int, seed: int = 0) -> None:
         self.n, self.dim, self.seed = n, dim, seed
-        rng = np.random.default_rng(seed)
-        groups = _unit(rng.standard_normal((GROUPS, dim), dtype=np.float32))
-        self.identities = max(n // 4, 1)
-        self.owner_group = rng.integers(0, GROUPS, self.identities).astype(np.int32)
-        self.groups = groups
-        self.owners = rng.integers(0, self.identities, n).astype(np.int64)  # face → identity
+        rng = np.random.default_rng((seed, 0))
+        self.groups = _unit(rng.standard_normal((GROUPS, dim), dtype=np.float32))
+        counts = rng.integers(1, 8, n // 4 + 16)
+        self.owners = np.repeat(np.arange(len(counts), dtype=np.int64), counts)[:n]  # face → identity
+        self.identities = int(self.owners[-1]) + 1
+
+    def _block(self, block: int) -> np.ndarray:
+        rng = np.random.default_rng((self.seed, 1, block))
+        noise = rng.standard_normal((self.BLOCK, self.dim), dtype=np.float32) / np.sqrt(self.dim)
+        group = rng.integers(0, GROUPS, self.BLOCK)
+        return _unit(noise + GROUP_WEIGHT * self.groups[group])
 
     def centres(self, identities: np.ndarray) -> np.ndarray:
-        """Identity centres, regenerated on demand from a per-identity seed (no n × dim array kept)."""
+        """Unit centres of ``identities`` (any order)."""
         out = np.empty((len(identities), self.dim), np.float32)
-        for i, ident in enumerate(identities.tolist()):
-            rng = np.random.default_rng((self.seed, 1, ident))
-            out[i] = rng.standard_normal(self.dim, dtype=np.float32)
-        out /= np.sqrt(self.dim)
-        out += GROUP_WEIGHT * self.groups[self.owner_group[identities]]
-        return _unit(out)
+        blocks = identities // self.BLOCK
+        for block in np.unique(blocks).tolist():
+            where = blocks == block
+            out[where] = self._block(block)[identities[where] % self.BLOCK]
+        return out
 
     def chunks(self, size: int = 500_000) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """(face ids, identity ids, unit vectors) in order, ``size`` faces at a time."""
@@ -54,11 +64,9 @@ class Clustered:
             yield np.arange(start, stop, dtype=np.int64), self.owners[start:stop], self.faces(start, stop)
 
     def faces(self, start: int, stop: int) -> np.ndarray:
-        owners = self.owners[start:stop]
-        uniq, inverse = np.unique(owners, return_inverse=True)
         rng = np.random.default_rng((self.seed, 2, start))
         noise = rng.standard_normal((stop - start, self.dim), dtype=np.float32) * (NOISE / np.sqrt(self.dim))
-        return _unit(self.centres(uniq)[inverse] + noise)
+        return _unit(self.centres(self.owners[start:stop]) + noise)
 
     def queries(self, count: int, seed: int = 7) -> np.ndarray:
         """New views of identities that have faces in the gallery."""
@@ -72,13 +80,15 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
 
 
-def lfw_embeddings(pack: str = "default") -> tuple[np.ndarray, np.ndarray] | None:
-    """(embeddings, identity index) of the LFW images with the pack, cached in bench/out; None without LFW."""
+def lfw_embeddings(pack: str = "default", compute: bool = True) -> tuple[np.ndarray, np.ndarray] | None:
+    """(embeddings, identity index) of LFW images with the pack, cached in bench/out; None without them.
+
+    Computing takes ~10 min on 2 cores: ``python -m bench.search_data`` makes the cache ahead of a bench."""
     cache = OUT_DIR / f"lfw_embeddings_{pack}.npz"
     if cache.exists():
         data = np.load(cache)
         return data["embeddings"], data["labels"]
-    if not LFW_DIR.is_dir():
+    if not compute or not LFW_DIR.is_dir():
         return None
     from models.evaluation.pairs_runner import embed_images
     from models.pipeline import FacePipeline

@@ -58,6 +58,7 @@ class GalleryIndex:
         self._journal: set[int] | None = None  # ids touched while a background build runs
         self._builder: threading.Thread | None = None
         self._bulk = False
+        self._fallback: str | None = None
         self.builds = 0  # indexes swapped in (tests and the bench watch this)
         self.last_build_s = 0.0
         self.build_error: str | None = None
@@ -98,9 +99,17 @@ class GalleryIndex:
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait for a background rebuild; True when none is running."""
-        builder = self._builder
-        if builder is not None:
-            builder.join(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (builder := self._builder) is not None and builder is not threading.current_thread():
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            builder.join(left)
+            if builder.is_alive():
+                break
+            with self._lock:
+                if self._builder is builder:
+                    self._builder = None
         return not self.rebuilding()
 
     # writes
@@ -257,7 +266,10 @@ class GalleryIndex:
 
     # rebuilds
     def _target(self) -> tuple[str, bool]:
-        return factory.resolve_kind(self.params, self.size, self.dim)
+        kind, spill = factory.resolve_kind(self.params, self.size, self.dim)
+        if kind == "hnsw" and self._fallback:
+            return self._fallback, spill  # an HNSW build ran past its budget: stay on IVF-SQ8
+        return kind, spill
 
     def _maybe_rebuild(self) -> None:
         if self._bulk or self.rebuilding():
@@ -294,6 +306,7 @@ class GalleryIndex:
         except factory.BuildBudgetExceeded as exc:
             log.warning("%s build over budget (%s): falling back to ivf_sq8", target, exc)
             self.build_error = str(exc)
+            self._fallback = "ivf_sq8"
             self._build("ivf_sq8")
         except Exception as exc:  # noqa: BLE001 - searches go on from the current index
             log.exception("index build failed")
@@ -333,6 +346,8 @@ class GalleryIndex:
             self._trained_at = n if target in factory.IVF_KINDS else 0
             self.builds += 1
             self.last_build_s = time.perf_counter() - started
+            self._builder = None if self._builder is threading.current_thread() else self._builder
+            self._maybe_rebuild()  # the gallery may have grown past the next step while this one was built
         log.info("index %s over %d faces built in %.1f s", factory.describe(index), n, self.last_build_s)
 
     def _apply_journal(self, index: faiss.Index, in_new: np.ndarray) -> set[int]:
