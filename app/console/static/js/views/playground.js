@@ -1,7 +1,7 @@
 // Identify and verify playground: a photo with every face boxed, the name or "unknown", the similarity,
 // and, where the server gives them, the decision and the quality.
 import { api, enc } from "../api.js";
-import { alertBox, clear, describeError, field, fmtNum, h } from "../dom.js";
+import { alertBox, append, clear, describeError, field, fmtNum, h } from "../dom.js";
 import { boxedPhoto, photoPicker } from "../photo.js";
 import { gallerySelect } from "./common.js";
 
@@ -129,10 +129,10 @@ export async function verifyView() {
       const label = r.match ? "same person" : "different people";
       clear(slots[0]).append(boxedPhoto(files[0], [{ box: r.face1.box, kind: r.match ? "match" : "unknown", label: "compared" }], "photo 1"));
       if (r.face2) clear(slots[1]).append(boxedPhoto(files[1], [{ box: r.face2.box, kind: r.match ? "match" : "unknown", label: "compared" }], "photo 2"));
-      out.append(h("p", { class: `verdict ${r.match ? "match" : "unknown"}` }, `${label}: similarity ${fmtNum(r.similarity)} (threshold ${fmtNum(r.threshold)})`),
+      append(out, [h("p", { class: `verdict ${r.match ? "match" : "unknown"}` }, `${label}: similarity ${fmtNum(r.similarity)} (threshold ${fmtNum(r.threshold)})`),
         r.subject ? h("p", {}, "Best face of ", h("a", { href: `#/galleries/${enc(select.value)}/subjects/${r.subject.id}` }, r.subject.name), ` (face ${r.subject.face_id})`) : null,
-        r.decision !== undefined ? h("p", {}, `Decision: ${plain(r.decision)}`) : null,
-        r.quality !== undefined ? h("p", {}, `Quality: ${qualityText(r.quality)}`) : null);
+        r.decision != null ? h("p", {}, `Decision: ${plain(r.decision)}`) : null,
+        r.quality != null ? h("p", {}, `Quality: ${qualityText(r.quality)}`) : null]);
     } catch (err) { out.append(alertBox(describeError(err))); } finally { button.disabled = false; }
   });
   section.append(h("div", { class: "card" }, field("Compare", mode), subjectFields,
