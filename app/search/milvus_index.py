@@ -165,7 +165,7 @@ class MilvusGalleryIndex:
                 rows = [{"face_id": int(f), "subject_id": int(s), "vector": v}
                         for f, s, v in zip(ids[start:stop].tolist(), subs[start:stop].tolist(),
                                            vecs[start:stop], strict=True)]
-                self.client.insert(self.collection, rows)
+                self.client.upsert(self.collection, rows)  # idempotent: processes sharing a server
             self._subject_of.set(ids, subs)
             return int(len(ids))
 
@@ -189,6 +189,11 @@ class MilvusGalleryIndex:
         with self._lock:
             self.client.drop_collection(self.collection)
             self._subject_of = IdMap()
+
+    def stored_count(self) -> int:
+        """Faces the Milvus collection holds (for reconciliation checks)."""
+        found = self.client.query(self.collection, filter="face_id >= 0", output_fields=["count(*)"])
+        return int(found[0]["count(*)"])
 
     # search
     def _search_params(self) -> dict[str, Any]:
