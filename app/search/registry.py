@@ -108,15 +108,15 @@ class IndexRegistry:
     def load_all(self) -> None:
         """Rebuild every gallery's index from the store (start-up, or after the log was pruned past us)."""
         with self._sync_lock:
-            self._reload_all()
+            self._reload_all(full=False)  # start-up: snapshots + log tail where usable (issue 16)
 
-    def _reload_all(self) -> None:
+    def _reload_all(self, full: bool = True) -> None:
         self._start_position()  # first: later changes are replayed idempotently
         galleries = self.repo.list_galleries()
         alive = {g.id for g in galleries}
         for gallery in galleries:
             with self.gallery_lock(gallery.id):
-                self._install(gallery.id, self._build(gallery, full=True))
+                self._install(gallery.id, self._build(gallery, full=full))
         with self._lock:
             for gallery_id in [g for g in self._indexes if g not in alive]:
                 del self._indexes[gallery_id]
@@ -275,7 +275,7 @@ class IndexRegistry:
                 index.remove([int(change.face_id)])
             elif change.kind == "subject_delete" and change.subject_id is not None:
                 index.remove_subject(int(change.subject_id))
-            elif change.kind == "gallery_delete":
+            elif change.kind in ("gallery_delete", "gallery_migrated"):  # migrated: rebuild (issue 13)
                 return True
         flush()
         return False
@@ -314,10 +314,11 @@ class IndexRegistry:
         """Galleries whose index does not hold exactly the store's faces (for /readyz)."""
         problems = []
         for gallery in self.repo.list_galleries():
-            index = self.loaded().get(gallery.id)
-            if index is None:
-                continue
-            _, stored = self.repo.gallery_counts(gallery.id)
+            with self.gallery_lock(gallery.id):  # not between a write's commit and its index update
+                index = self.loaded().get(gallery.id)
+                if index is None:
+                    continue
+                _, stored = self.repo.gallery_counts(gallery.id)
             if stored != index.size:
                 problems.append(f"{gallery.name}: {index.size} indexed, {stored} stored")
         return problems
