@@ -11,6 +11,7 @@ from models.detectors import Detector, build_detector
 from models.embedder import Embedder
 from models.errors import MarginFaceError, NoFaceError, PackError
 from models.face import Face
+from models.tensorrt_embedder import TensorRTEmbedder, engine_for
 
 
 class FacePipeline:
@@ -44,7 +45,8 @@ class FacePipeline:
             raise PackError(
                 f"{det_entry.file} has no landmark outputs; alignment needs 5 landmarks", code="bad_manifest"
             )
-        self.embedder = Embedder(
+        engine = engine_for(self.pack_dir, manifest)  # issue 12: a pack's TensorRT engine, when asked for
+        self.embedder = TensorRTEmbedder(engine, rec_entry) if engine else Embedder(
             self.pack_dir / rec_entry.file, rec_entry, providers, threads=threads, strict=strict
         )
         self.embedding_size = self.embedder.embedding_size

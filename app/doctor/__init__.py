@@ -17,12 +17,31 @@ def diagnose(
     settings=None, *, verify_packs: bool = True, store: bool = True, gpu: bool | None = None
 ) -> list[Finding]:
     """Every check, in order. ``gpu``: expect a GPU (None: when the providers or installed builds do)."""
+    findings: list[Finding] = []
     if settings is None:
+        from pydantic import ValidationError
+
         from app.settings import Settings
 
-        settings = Settings()
+        try:
+            settings = Settings()
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            name = (
+                "MARGINFACE_" + str(first["loc"][0]).upper() if first.get("loc") else "a MARGINFACE_ variable"
+            )
+            findings.append(
+                Finding(
+                    "settings",
+                    "fail",
+                    f"{name} is invalid",
+                    why=first["msg"],
+                    fix=f"correct or unset {name} (see docs/server.md)",
+                )
+            )
+            settings = Settings.model_construct()
     want_gpu = wants_gpu(settings.providers) if gpu is None else gpu
-    findings = list(_runtime(want_gpu))
+    findings += list(_runtime(want_gpu))
     findings += check_packs(list(settings.packs), verify_packs)
     if store:
         findings.append(check_store(settings.resolved_database_url()))

@@ -3,6 +3,7 @@ libraries (system or NVIDIA's PyPI wheels), cuDNN, TensorRT and FAISS's GPU supp
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import glob
 import importlib.metadata as md
@@ -14,8 +15,33 @@ from pathlib import Path
 
 from app.doctor.findings import Finding
 
-GPU_INSTALL = "pip uninstall -y onnxruntime faiss-cpu && pip install 'marginface[gpu]'"
 CPU_INSTALL = "pip install 'marginface[cpu]'"
+
+
+def gpu_install() -> str:
+    """The command that gets the GPU runtime: the CPU builds go first when they are installed."""
+    cpu = [n for n in ("onnxruntime", "faiss-cpu") if installed(n)]
+    return ("pip uninstall -y " + " ".join(cpu) + " && " if cpu else "") + "pip install 'marginface[gpu]'"
+
+
+@contextlib.contextmanager
+def quiet_native_output():
+    """Silence what native libraries print straight to fd 1/2 (ORT's loader) so --json stays parseable."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
+
+
 GPU_PROVIDERS = {"CUDAExecutionProvider", "TensorrtExecutionProvider"}
 
 
@@ -98,7 +124,8 @@ def check_onnxruntime(want_gpu: bool) -> list[Finding]:
         ]
     if gpu and hasattr(ort, "preload_dlls"):
         try:
-            ort.preload_dlls()  # CUDA/cuDNN from NVIDIA's wheels, before any session
+            with quiet_native_output():
+                ort.preload_dlls()  # CUDA/cuDNN from NVIDIA's wheels, before any session
         except Exception:  # noqa: BLE001 - reported by the library checks below
             pass
     available = ort.get_available_providers()
@@ -111,7 +138,7 @@ def check_onnxruntime(want_gpu: bool) -> list[Finding]:
                 "fail",
                 "CUDA/TensorRT execution providers are not in this build",
                 why=f"{build} only offers {', '.join(available)}: inference would run on the CPU",
-                fix=GPU_INSTALL,
+                fix=gpu_install(),
             )
         )
     if "CUDAExecutionProvider" in available:
@@ -135,11 +162,12 @@ def _cuda_session_check(ort) -> Finding:
     options = ort.SessionOptions()
     options.log_severity_level = 4
     try:
-        session = ort.InferenceSession(
-            model.SerializeToString(),
-            sess_options=options,
-            providers=["CUDAExecutionProvider", "CPUExecutionProvider"],
-        )
+        with quiet_native_output():
+            session = ort.InferenceSession(
+                model.SerializeToString(),
+                sess_options=options,
+                providers=["CUDAExecutionProvider", "CPUExecutionProvider"],
+            )
         session.run(None, {"x": np.ones((1, 4), np.float32)})
         used = session.get_providers()
     except Exception as exc:  # noqa: BLE001 - ORT raises its own types
@@ -208,7 +236,7 @@ def check_cuda(want_gpu: bool) -> list[Finding]:
                     bad,
                     f"lib{stem}.so.{major} not found",
                     why=where if want_gpu else None,
-                    fix=GPU_INSTALL if want_gpu else None,
+                    fix=gpu_install() if want_gpu else None,
                 )
             )
             continue
@@ -234,7 +262,7 @@ def check_tensorrt(want_gpu: bool) -> Finding:
             "fail" if want_gpu else "skip",
             "python package not installed",
             why=str(exc) if want_gpu else None,
-            fix="pip install 'marginface[gpu]'  (tensorrt-cu12 from PyPI)" if want_gpu else None,
+            fix="pip install 'marginface[tensorrt]'  (TensorRT 10 for CUDA 12)" if want_gpu else None,
         )
     except Exception as exc:  # noqa: BLE001 - the bindings raise OSError/RuntimeError when libs are missing
         return Finding(
@@ -259,8 +287,9 @@ def check_faiss(want_gpu: bool) -> Finding:
         )
     try:
         import faiss
-    except ImportError as exc:
-        return Finding("faiss", "fail", "not importable", why=str(exc), fix=CPU_INSTALL)
+    except Exception as exc:  # noqa: BLE001 - GPU builds fail with ImportError, OSError or PackageNotFound
+        fix = "pip install 'marginface[gpu]'" if "faiss-gpu-cu12" in builds else CPU_INSTALL
+        return Finding("faiss", "fail", "not importable", why=str(exc), fix=fix)
     gpus = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
     gpu_build = hasattr(faiss, "StandardGpuResources")
     detail = f"{faiss.__version__}, {'GPU build' if gpu_build else 'CPU build'}, {gpus} GPU(s)"

@@ -124,6 +124,12 @@ def test_async_client_concurrent_identify(live, mf: Client, t1_faces, t1_image_p
     assert [r["faces"][0]["match"]["name"] for r in results] == [f"person{i}" for i in range(6)]
 
 
+def test_server_logs_the_doctor_summary_at_start_up(live) -> None:
+    log = live.process.log_path.read_text()
+    line = next(line for line in log.splitlines() if "doctor:" in line)
+    assert "onnxruntime=onnxruntime (CPU build)" in line and "faiss=" in line
+
+
 def test_connection_failure_is_typed_after_retries() -> None:
     dead = f"http://127.0.0.1:{free_port()}"
     with (

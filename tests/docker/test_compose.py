@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 DOCKER = Path(__file__).resolve().parents[2] / "docker"
@@ -48,3 +49,30 @@ def test_proxy_config_balances_over_exactly_the_server_replicas() -> None:
     assert {port for _, port in servers} == {"8000"}
     assert f"proxy_pass http://{upstream.group(1)};" in config
     assert config.count("{") == config.count("}")
+
+
+def _interpolate(text: str, env: dict[str, str]) -> str:
+    """Compose's variable substitution: ${VAR}, ${VAR:-default}, ${VAR:?error} (error when unset/empty)."""
+
+    def one(match: re.Match) -> str:
+        name, op, arg = match.group(1), match.group(2), match.group(3) or ""
+        value = env.get(name, "")
+        if op == ":?" and not value:
+            raise ValueError(f"required variable {name} is missing a value: {arg}")
+        if op == ":-" and not value:
+            return arg
+        return value
+
+    return re.sub(r"\$\{(\w+)(?:(:\?|:-)([^}]*))?\}", one, text)
+
+
+def test_compose_refuses_to_start_without_a_postgres_password() -> None:
+    text = (DOCKER / "compose.yaml").read_text()
+    assert "change-me" not in text
+    uses = re.findall(r"\$\{POSTGRES_PASSWORD[^}]*\}", text)
+    assert len(uses) == 2 and all(u.startswith("${POSTGRES_PASSWORD:?") for u in uses)
+    with pytest.raises(ValueError, match="POSTGRES_PASSWORD"):
+        _interpolate(text, {})
+    services = yaml.safe_load(_interpolate(text, {"POSTGRES_PASSWORD": "s3cret"}))["services"]
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == "s3cret"
+    assert ":s3cret@postgres:5432/" in services["server-1"]["environment"]["MARGINFACE_DATABASE_URL"]

@@ -63,11 +63,21 @@ def test_image_command_serves_health_and_readiness(tmp_path: Path) -> None:
     assert env["MARGINFACE_HOME"] == str(tmp_path / "data")
     marginface = [str(VENV_BIN / "marginface")]
     # Build step: the default pack into MARGINFACE_PACKS_DIR; first-run step: an admin key in the store.
-    subprocess.run(marginface + ["models", "install", "default", "--no-progress"], env=env, check=True,
-                   capture_output=True, timeout=180)
+    subprocess.run(
+        marginface + ["models", "install", "default", "--no-progress"],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=180,
+    )
     assert (tmp_path / "packs" / "default" / "pack.json").is_file()
-    subprocess.run(marginface + ["keys", "create", "--admin", "--name", "ops"], env=env, check=True,
-                   capture_output=True, timeout=60)
+    subprocess.run(
+        marginface + ["keys", "create", "--admin", "--name", "ops"],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
 
     command = dp.command(DOCKERFILE)
     port = _free_port()

@@ -35,8 +35,8 @@ def tensorrt_missing() -> str | None:
     """None when an engine can be built here, else what is missing (package, driver, GPU)."""
     problems = []
     if importlib.util.find_spec("tensorrt") is None:
-        problems.append("the `tensorrt` Python package is not installed (pip install tensorrt, or use the "
-                        "GPU image docker/Dockerfile.gpu)")
+        problems.append("the `tensorrt` Python package is not installed (pip install 'marginface[tensorrt]': "
+                        "TensorRT 10 for CUDA 12, or use the GPU image docker/Dockerfile.gpu)")
     count, reason = cuda_device_count()
     if count == 0:
         problems.append(reason)
