@@ -9,6 +9,7 @@ from app.decisions.service import trust_for
 from app.search.registry import IndexRegistry
 from app.services.engines import Engines
 from app.services.errors import Conflict, InvalidRequest, NotFound
+from app.store.errors import MissingError
 from app.store.models import Gallery, Subject, iso
 from app.store.repository import DuplicateError, Repository
 
@@ -88,6 +89,8 @@ class GalleryService:
     def create_subject(self, gallery: Gallery, name: str, meta: dict[str, Any] | None) -> Subject:
         try:
             return self.repo.create_subject(gallery.id, name, meta)
+        except MissingError:
+            raise NotFound.of("gallery", gallery.name) from None
         except DuplicateError:
             raise Conflict(
                 f"subject {name!r} already exists in {gallery.name!r}", code="subject_exists"

@@ -356,7 +356,11 @@ class Repository:
             )
             if subject_id is None:
                 return None
-            s.execute(delete(FaceRecord).where(FaceRecord.id == face_id))
+            gone = s.execute(
+                delete(FaceRecord).where(FaceRecord.gallery_id == gallery_id, FaceRecord.id == face_id)
+            )
+            if not gone.rowcount:  # deleted meanwhile by a concurrent request: that one reports it
+                return None
             s.add(Change(gallery_id=gallery_id, kind="face_delete", subject_id=subject_id, face_id=face_id))
             return int(subject_id)
 
