@@ -18,6 +18,7 @@ from app.crops import router as crops_router
 from app.decisions import routes as trust_routes
 from app.doctor import log_startup_summary
 from app.errors import install_error_handlers
+from app.gallery_migration import router as migration_router
 from app.events import routes as events_routes
 from app.middleware import (
     AdmissionMiddleware,
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None, *, load_packs: bool = True) -> 
     for module in (health, detect, verify, identify, galleries, subjects, faces):
         app.include_router(module.router)
     app.include_router(crops_router.router)  # issue 13: face crops
+    app.include_router(migration_router.router)  # issue 13: gallery migration
     app.include_router(trust_routes.router)  # issue 11: calibrate, policy, negatives
     app.include_router(monitors_routes.router)  # issue 15: camera monitors
     app.include_router(events_routes.router)  # issue 15: events, clusters, webhooks, SSE

@@ -12,5 +12,10 @@ from app.store.models import Gallery
 
 
 def lifecycle_description(engine: Engine, gallery: Gallery) -> dict[str, Any]:
-    """``{"crops": {...}}`` for the gallery description."""
-    return {"crops": CropService(CropRepository(engine)).status(gallery)}
+    """``{"crops": {...}, "migration": {...} | None}`` for the gallery description."""
+    from app.gallery_migration.repository import MigrationRepository
+
+    return {
+        "crops": CropService(CropRepository(engine)).status(gallery),
+        "migration": MigrationRepository(engine).describe(gallery.id),
+    }
