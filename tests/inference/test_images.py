@@ -179,3 +179,130 @@ def test_mutated_files_raise_only_typed_errors(astronaut_bgr, fmt):
         except InvalidImageError:
             continue
         assert image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8
+
+
+def _reference_bgr(data: bytes) -> np.ndarray:
+    """What the decoder must produce, computed the slow obvious way (PIL, uint16 compositing)."""
+    from PIL import ImageOps
+
+    image = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.uint16)
+        rgb = ((rgba[:, :, :3] * rgba[:, :, 3:4] + 127) // 255).astype(np.uint8)
+    else:
+        rgb = np.asarray(image.convert("RGB"))
+    return np.ascontiguousarray(rgb[:, :, ::-1])
+
+
+def _gradient(width: int, height: int, channels: int) -> np.ndarray:
+    y, x = np.mgrid[0:height, 0:width]
+    planes = [(x * 7 + y * 3 + 40 * c) % 256 for c in range(channels)]
+    return np.stack(planes, axis=2).astype(np.uint8)
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P+transparency", "CMYK", "L", "1", "P"])
+def test_every_mode_matches_the_reference_in_strips(mode, monkeypatch):
+    import models.images as images
+
+    monkeypatch.setattr(images, "_STRIP_PIXELS", 37 * 11)  # many uneven strips on a small image
+    base = _gradient(37, 29, 4)
+    if mode == "RGBA":
+        image = Image.fromarray(base, "RGBA")
+    elif mode == "LA":
+        image = Image.fromarray(base[:, :, :2].copy(), "LA")
+    elif mode == "CMYK":
+        image = Image.fromarray(base, "CMYK")
+    elif mode.startswith("P"):
+        image = Image.fromarray(base[:, :, :3].copy(), "RGB").quantize(64)
+        if mode == "P+transparency":
+            image.info["transparency"] = 3
+    else:
+        image = Image.fromarray(base[:, :, 0].copy(), "L").convert(mode)
+    fmt = "JPEG" if mode == "CMYK" else "PNG"
+    params = {"transparency": 3} if mode == "P+transparency" else {}
+    data = encode(image, fmt, **params)
+    np.testing.assert_array_equal(decode_image(data), _reference_bgr(data))
+
+
+def test_sixteen_bit_rgba_png_matches_the_reference():
+    buffer = io.BytesIO()
+    values = _gradient(33, 17, 4).astype(np.uint16) * 257
+    ok, encoded = __import__("cv2").imencode(".png", values[:, :, [2, 1, 0, 3]])
+    assert ok
+    buffer.write(encoded.tobytes())
+    data = buffer.getvalue()
+    assert Image.open(io.BytesIO(data)).mode == "RGBA"  # PIL reads 16-bit RGBA as 8-bit RGBA
+    np.testing.assert_array_equal(decode_image(data), _reference_bgr(data))
+
+
+def test_webp_with_alpha_is_composited_like_png():
+    import cv2
+
+    bgra = _gradient(40, 24, 4)
+    ok, webp = cv2.imencode(".webp", bgra, [cv2.IMWRITE_WEBP_QUALITY, 101])  # lossless
+    assert ok
+    expected = ((bgra[:, :, :3].astype(np.uint16) * bgra[:, :, 3:4] + 127) // 255).astype(np.uint8)
+    np.testing.assert_array_equal(decode_image(webp.tobytes()), expected)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_matches_pil(orientation):
+    image = Image.fromarray(_gradient(24, 10, 3))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = encode(image, "PNG", exif=exif.tobytes())
+    np.testing.assert_array_equal(decode_image(data), _reference_bgr(data))
+
+
+def test_decode_budget_bounds_concurrent_decodes():
+    import threading
+
+    from models.images import MemoryBudget, decode_cost, decoding
+
+    png = encode(Image.fromarray(_gradient(300, 200, 4), "RGBA"), "PNG")
+    budget = MemoryBudget(decode_cost(300, 200) * 2)  # room for two at a time
+    inside, most = 0, 0
+    lock = threading.Lock()
+
+    def work() -> None:
+        nonlocal inside, most
+        with decoding(png, budget=budget) as image:
+            with lock:
+                inside += 1
+                most = max(most, inside)
+            assert image.shape == (200, 300, 3)
+            threading.Event().wait(0.02)
+            with lock:
+                inside -= 1
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert most == 2 and budget.used == 0 and budget.peak <= budget.capacity
+    small = MemoryBudget(10)  # an image over the whole budget runs alone instead of waiting forever
+    with decoding(png, budget=small) as image:
+        assert image.shape == (200, 300, 3) and small.used == small.capacity
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmHWM from /proc")
+@pytest.mark.parametrize("kind", ["png8_rgba", "png16_rgba", "webp_rgba"])
+def test_forty_megapixel_decode_stays_under_eight_bytes_per_pixel(kind):
+    """The issue's 166 KB RGBA PNG peaked at 1.5 GB; uint8 strips keep a 40 MP decode under 8 B/pixel."""
+    code = (
+        "import sys; sys.path.insert(0, '.')\n"
+        "from tests.hostile.corpus import png_stream, webp_big\n"
+        f"kind = {kind!r}\n"
+        "data = webp_big(8000, 5000) if kind == 'webp_rgba' else "
+        "png_stream(8000, 5000, bit_depth=16 if kind == 'png16_rgba' else 8, colour=6)\n"
+        "from models.images import decode_image\n"
+        "def kib(k): return int([l.split()[1] for l in open('/proc/self/status') if l.startswith(k)][0])\n"
+        "open('/proc/self/clear_refs', 'w').write('5'); start = kib('VmRSS')\n"
+        "image = decode_image(data)\n"
+        "print(image.shape, (kib('VmHWM') - start) // 1024)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    shape, peak_mb = out.rsplit(" ", 1)
+    assert shape == "(5000, 8000, 3)"
+    assert int(peak_mb) < 8 * 40, f"decoding peaked at {peak_mb} MB above the start"
