@@ -5,8 +5,9 @@ The gallery is clustered synthetic data (``bench/search_data.py``: identities wi
 directions) generated straight into the index; queries are new views of gallery identities, and one row
 uses real embeddings of LFW faces (``../shared``, cached in bench/out) as queries against a gallery holding
 other images of the same people among the synthetic faces. recall@1 = share of queries whose top face is
-exact search's top face. Rows: ``BENCH_SEARCH_PARTS`` (comma list of scale128, kinds, scale512, milvus;
-default all) and ``BENCH_SEARCH_SIZES`` (e.g. ``1000000,10000000``). ``--quick``: 100k only.
+exact search's top face. Rows: ``BENCH_SEARCH_PARTS`` (comma list of scale128, milvus, kinds, start,
+scale512; default scale128,kinds,scale512) and ``BENCH_SEARCH_SIZES`` (e.g. ``1000000,10000000``).
+``--quick``: 100k only.
 
     nice -n 10 .venv/bin/python -m bench.bench_search [--quick] [--write]
 """
@@ -17,10 +18,11 @@ import gc
 import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-from bench.results import IMG_DIR, line_plot
+from bench.results import IMG_DIR, OUT_DIR, line_plot
 from bench.search_data import Clustered, lfw_embeddings
 
 QUERIES = 200
@@ -134,67 +136,58 @@ def _real_faces(n: int):
     return (ids, subjects, gallery), embeddings[~first][:QUERIES]
 
 
-def scale_table(dim: int, sizes: list[int], kind: str = "auto", milvus: bool = False) -> dict:
+def scale_table(dim: int, n: int, kind: str = "auto", milvus: bool = False) -> dict:
     from app.search.factory import IndexParams, bytes_per_face, details
 
-    rows, notes, series = [], [], {}
+    rows, notes = [], []
     params = IndexParams(kind=kind, use_gpu=False, memory_budget_mb=12 * 1024 if dim == 128 else 8192)
-    for n in sizes:
-        label = f"{n:,} × {dim}"
-        data = Clustered(n, dim)
-        real = _real_faces(n) if dim == 128 else None
-        _log(f"{label}: building MarginFace {kind}")
-        index, build, ram = _marginface(data, params, real[0] if real else None)
-        queries = data.queries(QUERIES)
-        exact = _exact(index)
-        truth = exact(queries)
-        b1 = EXACT_B1_QUERIES if n > 1_000_000 else QUERIES
-        rows.append(_row(label, n, "exact (faiss.knn)", 0.0, 0, exact, queries, truth,
-                         f"brute force over the float table; b1 over {b1} queries", b1_queries=b1))
-        cfg = f"{index.describe()} {details(index._index)} rerank {params.rerank}"  # noqa: SLF001
-        rows.append(_row(label, n, f"MarginFace {kind} → {index.kind}", build, ram, _mf_search(index),
-                         queries, truth, f"{cfg}; model {bytes_per_face(index.kind, params, dim)} B/face"))
-        series.setdefault("exact", ([], []))
-        series["exact"][0].append(n)
-        series["exact"][1].append(rows[-2][7])
-        series.setdefault("MarginFace", ([], []))
-        series["MarginFace"][0].append(n)
-        series["MarginFace"][1].append(rows[-1][7])
-        if real is not None:
-            real_queries = real[1]
-            real_truth = exact(real_queries)
-            rows.append(_row(label + " + LFW", n, f"MarginFace {kind}, real LFW queries", build, 0,
-                             _mf_search(index), real_queries, real_truth,
-                             f"{len(real[0][0])} LFW people enrolled among the synthetic faces, "
-                             f"{len(real_queries)} other images of them as queries"))
-        if index.kind != "flat" and n > SEPARATE_BARE_MAX:
-            bare = index._index  # noqa: SLF001 - the very FAISS index MarginFace searches, searched bare
-            rows.append(_row(label, n, "bare FAISS, same index", 0.0, 0, _top1(bare), queries, truth,
-                             f"MarginFace's {index.describe()} searched directly: no "
-                             "re-ranking, no face→subject step (a second build would take as long again)"))
-        elif index.kind != "flat":
-            search, bare_build, bare_ram, bare_cfg = _bare_faiss(index, params)
-            rows.append(_row(label, n, "bare FAISS, same parameters", bare_build, bare_ram, search, queries,
-                             truth, bare_cfg + ", no re-ranking"))
-            series.setdefault("bare FAISS", ([], []))
-            series["bare FAISS"][0].append(n)
-            series["bare FAISS"][1].append(rows[-1][7])
-            del search
-        if milvus and n <= MILVUS_MAX:
-            try:
-                rows.append(_milvus_row(label, data, params, queries, truth))
-            except Exception as exc:  # noqa: BLE001 - the other rows stand
-                notes.append(f"{label}: Milvus Lite row failed: {type(exc).__name__}: {exc}")
-        elif milvus:
-            notes.append(f"{label}: no Milvus Lite row — inserting through pymilvus runs ~5k rows/s here, "
-                         "about an hour at this size.")
-        del index, exact
-        gc.collect()
+    label = f"{n:,} × {dim}"
+    data = Clustered(n, dim)
+    real = _real_faces(n) if dim == 128 else None
+    _log(f"{label}: building MarginFace {kind}")
+    index, build, ram = _marginface(data, params, real[0] if real else None)
+    queries = data.queries(QUERIES)
+    exact = _exact(index)
+    truth = exact(queries)
+    b1 = EXACT_B1_QUERIES if n > 1_000_000 else QUERIES
+    rows.append(_row(label, n, "exact (faiss.knn)", 0.0, 0, exact, queries, truth,
+                     f"brute force over the float table; b1 over {b1} queries", b1_queries=b1))
+    cfg = f"{index.describe()} {details(index._index)} rerank {params.rerank}"  # noqa: SLF001
+    rows.append(_row(label, n, f"MarginFace {kind} → {index.kind}", build, ram, _mf_search(index),
+                     queries, truth, f"{cfg}; model {bytes_per_face(index.kind, params, dim)} B/face"))
+    if real is not None:
+        real_queries = real[1]
+        real_truth = exact(real_queries)
+        rows.append(_row(label + " + LFW", n, f"MarginFace {kind}, real LFW queries", build, 0,
+                         _mf_search(index), real_queries, real_truth,
+                         f"{len(real[0][0])} LFW people enrolled among the synthetic faces, "
+                         f"{len(real_queries)} other images of them as queries"))
+    if index.kind != "flat" and n > SEPARATE_BARE_MAX:
+        bare = index._index  # noqa: SLF001 - the very FAISS index MarginFace searches, searched bare
+        rows.append(_row(label, n, "bare FAISS, same index", 0.0, 0, _top1(bare), queries, truth,
+                         f"MarginFace's {index.describe()} searched directly: no "
+                         "re-ranking, no face→subject step (a second build would take as long again)"))
+    elif index.kind != "flat":
+        search, bare_build, bare_ram, bare_cfg = _bare_faiss(index, params)
+        rows.append(_row(label, n, "bare FAISS, same parameters", bare_build, bare_ram, search, queries,
+                         truth, bare_cfg + ", no re-ranking"))
+        del search
+    if milvus and n <= MILVUS_MAX:
+        try:
+            rows.append(_milvus_row(label, data, params, queries, truth))
+        except Exception as exc:  # noqa: BLE001 - the other rows stand
+            notes.append(f"{label}: Milvus Lite row failed: {type(exc).__name__}: {exc}")
+    elif milvus:
+        notes.append(f"{label}: no Milvus Lite row — inserting through pymilvus runs ~5k rows/s here, "
+                     "about an hour at this size.")
+    del index, exact
+    gc.collect()
     notes.append(f"{QUERIES} synthetic queries; qps b1 = one query per call, b32 = 32 per call; p99 of call "
                  "latency. RAM = resident-memory growth while building (vectors, codes, bookkeeping).")
-    plot = line_plot(IMG_DIR / f"search_scale_{dim}.png", f"Gallery search, {dim}-d, batch 32, CPU",
-                     "gallery size", "queries/s", series, logy=True)
-    return {"title": f"Gallery search at scale ({dim}-d, clustered synthetic)", "columns": COLUMNS,
+    series = {f"{r[1]}{' (LFW)' if 'LFW' in r[0] else ''}": ([1, 32], [r[5], r[7]]) for r in rows}
+    plot = line_plot(IMG_DIR / f"search_scale_{n}_{dim}.png", f"{n:,} × {dim}-d faces, CPU",
+                     "queries per call", "queries/s", series, logx=True, logy=True)
+    return {"title": f"Gallery search at scale ({n:,} × {dim}-d, clustered synthetic)", "columns": COLUMNS,
             "rows": rows, "notes": notes, "plots": [plot]}
 
 
@@ -246,6 +239,48 @@ def kinds_table(n: int, dim: int = 128) -> dict:
                       "bookkeeping); HNSW builds under a 240 s budget and falls back to IVF-SQ8 past it."]}
 
 
+def start_table(n: int, dim: int = 128) -> dict:
+    """Fast start: saving and loading a snapshot against building the index from the vectors."""
+    import shutil
+    import tempfile
+    from types import SimpleNamespace
+
+    from app.search.factory import IndexParams
+    from app.search.snapshots import SnapshotStore
+
+    params = IndexParams(kind="auto", use_gpu=False, memory_budget_mb=12 * 1024)
+    data = Clustered(n, dim, seed=11)
+    _log(f"start {n:,}: building")
+    index, build, _ = _marginface(data, params)
+    gallery = SimpleNamespace(id=1, name="bench", created_at="now", embedding_size=dim, index_kind="auto")
+    folder = Path(tempfile.mkdtemp(prefix="bench-snap-", dir=OUT_DIR))
+    try:
+        store = SnapshotStore(folder)
+        started = time.perf_counter()
+        store.save(gallery, index, 123)
+        save = time.perf_counter() - started
+        size = sum(f.stat().st_size for f in store.folder(1).iterdir())
+        queries = data.queries(QUERIES)
+        before = _mf_search(index)(queries)
+        del index
+        gc.collect()
+        started = time.perf_counter()
+        loaded, position = store.load(gallery, params)
+        load = time.perf_counter() - started
+        same = float(np.mean(_mf_search(loaded)(queries) == before))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    rows = [[f"{n:,} × {dim}", loaded.kind, round(build, 1), round(save, 1), round(size / 2**30, 2),
+             round(load, 1), position, same]]
+    return {"title": f"Fast start ({n:,} × {dim}-d)",
+            "columns": ["gallery", "index", "build s", "save s", "snapshot GiB", "load s", "position",
+                        "same top-1"],
+            "rows": rows,
+            "notes": ["build = bulk load of the vectors already in memory plus training (a start-up without "
+                      "a snapshot also reads every embedding from the store first); load = read + CRC-32 "
+                      "check of every file + FAISS index read; then only the log's tail is replayed."]}
+
+
 def run(quick: bool = False) -> list[dict]:
     import faiss
 
@@ -255,11 +290,13 @@ def run(quick: bool = False) -> list[dict]:
     sizes = sizes or ([100_000] if quick else [1_000_000, 10_000_000])
     tables = []
     if "scale128" in parts:
-        tables.append(scale_table(128, sizes, milvus="milvus" in parts))
+        tables += [scale_table(128, n, milvus="milvus" in parts) for n in sizes]
     if "kinds" in parts:
         tables.append(kinds_table(100_000 if quick else 1_000_000))
+    if "start" in parts:
+        tables.append(start_table(sizes[0]))
     if "scale512" in parts:
-        tables.append(scale_table(512, [min(s, 1_000_000) for s in sizes[:1]]))
+        tables.append(scale_table(512, min(sizes[0], 1_000_000)))
     machine_note = (f"CPU shared with other work while measuring (load average {os.getloadavg()[0]:.0f} on "
                     f"{os.cpu_count()} cores at the end): compare rows of one table, not absolute numbers.")
     for table in tables:
