@@ -73,7 +73,7 @@ class PeakRss:
 class Server:
     """``python -m cli.main serve --no-auth`` in its own home (default pack installed there)."""
 
-    def __init__(self, home: Path, **env: str) -> None:
+    def __init__(self, home: Path, auth: bool = False, **env: str) -> None:
         import socket
 
         with socket.socket() as sock:
@@ -81,11 +81,13 @@ class Server:
             self.port = sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.home = home
+        self.auth = auth
         self.env = os.environ | {"MARGINFACE_HOME": str(home)} | env
         self.log = home / "server.log"
 
     def __enter__(self) -> Server:
-        command = [sys.executable, "-m", "cli.main", "serve", "--no-auth", "--port", str(self.port)]
+        command = [sys.executable, "-m", "cli.main", "serve", "--port", str(self.port)]
+        command += [] if self.auth else ["--no-auth"]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(command, cwd=REPO, env=self.env, stdout=log, stderr=log)
         deadline = time.monotonic() + 120
@@ -252,6 +254,31 @@ def decoder_table(corpus: list[tuple[str, bytes]], work: Path) -> dict:
     }
 
 
+def fuzz_table(home: Path, quick: bool) -> dict:
+    """schemathesis over /openapi.json with an admin key: requests, statuses, 5xx."""
+    from tests.console.live import make_keys
+    from tests.hostile.fuzz import CHECKS, EXCLUDED_PATHS, run_schemathesis, schemathesis_command
+
+    title = "Schema fuzzing (schemathesis)"
+    if schemathesis_command() is None:
+        return {"title": title, "skipped": "schemathesis is not installed (dev extra)"}
+    tokens = make_keys(f"sqlite:///{home / 'marginface.db'}")
+    examples = 10 if quick else 25
+    with Server(home, auth=True) as server:
+        result = run_schemathesis(server.url, tokens["admin"], home / "fuzz", max_examples=examples)
+    statuses = ", ".join(f"{code}×{n}" for code, n in sorted(result["statuses"].items()))
+    return {
+        "title": title,
+        "columns": ["max examples / operation", "requests", "5xx", "exit code", "statuses"],
+        "rows": [[examples, result["requests"], result["server_errors"], result["returncode"], statuses]],
+        "notes": [
+            f"Checks: {CHECKS}; phases examples, coverage, fuzzing; seed 1; 2 workers; admin key; "
+            f"excluded: {', '.join(EXCLUDED_PATHS)} (never-ending stream). Exit code 0 = no check failed.",
+            "Same run as tests/hostile/test_schema_fuzz.py (which asserts 5xx = 0 and exit code 0).",
+        ],
+    }
+
+
 def run(quick: bool) -> list[dict]:
     from tests.hostile.corpus import hostile_images
 
@@ -264,6 +291,10 @@ def run(quick: bool) -> list[dict]:
         install_default_pack(home)
         with Server(home) as server:
             measured = scenarios(server, corpus, quick)
+        fuzz_home = work / "fuzz_home"
+        (fuzz_home / "packs").mkdir(parents=True)
+        (fuzz_home / "packs" / "default").symlink_to(home / "packs" / "default")
+        fuzz = fuzz_table(fuzz_home, quick)
     rows = []
     for name, requests, statuses, peak in measured:
         codes = ", ".join(f"{code}×{n}" for code, n in sorted(statuses.items())) or "–"
@@ -289,7 +320,7 @@ def run(quick: bool) -> list[dict]:
             "by bytes in flight). CPU shared with other work (2 cores).",
         ],
     }
-    return [decoder, server_table]
+    return [decoder, server_table, fuzz]
 
 
 if __name__ == "__main__":
