@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tests.monitors.media import DURATION, TIMELINE, face_crop, have_ffmpeg, render_frames, write_h264
-from tests.server.conftest import encode_jpeg, jpeg_file, make_client, make_settings  # noqa: F401
+from tests.server.conftest import encode_jpeg, jpeg_file, make_client, make_settings, pg_url  # noqa: F401
 
 ENROLLED = ("person0", "person2")
 ABSENCE_S = 1.5
