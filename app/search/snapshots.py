@@ -67,10 +67,18 @@ class SnapshotStore:
         started = time.perf_counter()
         index.wait_idle()  # no build can start meanwhile: builds follow writes, which the caller blocks
         state = index.export_state()
-        final = self.folder(gallery.id)
         tmp = self.root / f".gallery-{gallery.id}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
+        try:
+            size = self._write(gallery, state, position, tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)  # gone once renamed into place; removed on failure
+        log.info("gallery %s: snapshot of %d faces at position %d saved in %.1f s", gallery.name,
+                 size, position, time.perf_counter() - started)
+
+    def _write(self, gallery: Gallery, state: dict, position: int, tmp: Path) -> int:
+        final = self.folder(gallery.id)
         files = {}
         for name in ("ids", "subjects", "vectors", "tombstones"):
             np.save(tmp / f"{name}.npy", state[name], allow_pickle=False)
@@ -86,10 +94,9 @@ class SnapshotStore:
         old = self.root / f".gallery-{gallery.id}.old-{os.getpid()}"
         if final.exists():
             final.rename(old)
-        tmp.rename(final)
+        tmp.rename(final)  # another process saving at the same moment may win: its snapshot is as good
         shutil.rmtree(old, ignore_errors=True)
-        log.info("gallery %s: snapshot of %d faces at position %d saved in %.1f s", gallery.name,
-                 meta["size"], position, time.perf_counter() - started)
+        return int(meta["size"])
 
     def load(self, gallery: Gallery, params: IndexParams) -> tuple[GalleryIndex, int] | None:
         """(index, position) from the gallery's snapshot; None when there is none."""
