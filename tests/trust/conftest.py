@@ -20,6 +20,7 @@ t1_faces = server.t1_faces
 astronaut_jpeg = server.astronaut_jpeg
 encode_jpeg = server.encode_jpeg
 jpeg_file = server.jpeg_file
+pg_url = server.pg_url
 
 
 def augment(image: np.ndarray, k: int) -> np.ndarray:
