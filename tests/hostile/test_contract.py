@@ -152,3 +152,21 @@ def test_metrics_can_be_opened_and_named_explicitly(make_client, tmp_path: Path)
     client.app.state.ctx.galleries.create("named")
     text = client.get("/metrics").text
     assert 'marginface_gallery_faces{gallery="named"} 0.0' in text
+
+
+def test_out_of_range_ids_on_each_store(client: TestClient) -> None:
+    """≥ 2**63 on SQLite, subject ids ≥ 2**31 on PostgreSQL (INTEGER): a 4xx, and the store still works."""
+    assert client.post("/galleries", json={"name": "g"}).status_code == 201
+    for value in (2**31, 2**63, 2**64):
+        for method, path in (
+            ("GET", f"/galleries/g/subjects/{value}"),
+            ("PATCH", f"/galleries/g/subjects/{value}"),
+            ("DELETE", f"/galleries/g/subjects/{value}"),
+            ("GET", f"/galleries/g/subjects/{value}/faces"),
+            ("DELETE", f"/galleries/g/faces/{value}"),
+            ("GET", f"/galleries/g/subjects?after={value}"),
+        ):
+            r = client.request(method, path, json={"name": "x"} if method == "PATCH" else None)
+            assert 400 <= r.status_code < 500 or (r.status_code == 200 and method == "GET"), (path, r.text)
+            assert r.status_code == 200 or "error" in r.json()
+    assert client.post("/galleries/g/subjects", json={"name": "still-works"}).status_code == 201
