@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
@@ -14,6 +16,31 @@ from tests.server.conftest import encode_jpeg
 from tests.server.servers import REPO_ROOT, ServerProcess, free_port
 
 SECRET = "s3cret-for-the-test-receiver"
+
+
+class SseReader:
+    """Reads ``text/event-stream`` in a background thread: (id, event JSON) pairs."""
+
+    def __init__(self, url: str, last_event_id: str | None = None) -> None:
+        self.events: list[tuple[str, dict]] = []
+        headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+        threading.Thread(target=self._read, args=(url, headers), daemon=True).start()
+
+    def _read(self, url: str, headers: dict) -> None:
+        try:
+            with httpx.stream("GET", url, headers=headers, timeout=httpx.Timeout(5, read=None)) as response:
+                assert response.headers["content-type"].startswith("text/event-stream")
+                current: dict[str, str] = {}
+                for line in response.iter_lines():
+                    if not line:
+                        if "data" in current:
+                            self.events.append((current.get("id", ""), json.loads(current["data"])))
+                        current = {}
+                    elif not line.startswith(":") and ":" in line:
+                        key, _, value = line.partition(":")
+                        current[key] = value.strip()
+        except httpx.HTTPError:
+            pass  # the server went away (kill -9)
 
 
 def test_every_event_arrives_signed_despite_failures_and_an_outage(make_client, cam_env, people, scene_video):
@@ -76,6 +103,7 @@ def test_pending_deliveries_survive_kill9(make_settings, default_pack, people, s
                          files={"image": ("p.jpg", encode_jpeg(people[name]), "image/jpeg")})
             assert r.status_code == 201, r.text
         assert api.post("/webhooks", json={"url": receiver.url, "secret": SECRET}).status_code == 201
+        sse = SseReader(f"{first.url}/events/stream")
         cli = [sys.executable, "-m", "cli.main", "monitors", "--server", first.url]
         added = subprocess.run(cli + ["add", "door", "--source", str(scene_video), "--gallery", "cam",
                                       "--absence", "1.5"], capture_output=True, text=True, cwd=REPO_ROOT)
@@ -93,6 +121,14 @@ def test_pending_deliveries_survive_kill9(make_settings, default_pack, people, s
         assert deleted.returncode == 0  # so that the restarted server does not watch the file again
         events = api.get("/events").json()["events"]
         assert len(events) == 6
+        # server-sent events: each event once, id = seq; a client resuming with Last-Event-ID gets the rest
+        wait_for(lambda: len(sse.events) == 6, 10, "six server-sent events")
+        assert sorted(e["id"] for _, e in sse.events) == sorted(e["id"] for e in events)
+        assert all(str(e["seq"]) == sid for sid, e in sse.events)
+        third = sorted(e["seq"] for e in events)[2]
+        resumed = SseReader(f"{first.url}/events/stream", last_event_id=str(third))
+        wait_for(lambda: len(resumed.events) == 3, 10, "the events after Last-Event-ID")
+        assert sorted(e["seq"] for _, e in resumed.events) == sorted(e["seq"] for e in events)[3:]
         pending = wait_for(lambda: [d for d in api.get("/webhooks/deliveries").json()["deliveries"]
                                     if d["state"] == "pending" and d["attempts"] >= 1], 10, "failed attempts")
         assert len(pending) == 6
