@@ -38,8 +38,10 @@ class SnapshotError(RuntimeError):
 
 def _identity(gallery: Gallery) -> dict[str, Any]:
     created = getattr(gallery, "created_at", None)
+    # the pack too: a gallery migrated to another pack (issue 13) has other embeddings under the same id
     return {"gallery_id": int(gallery.id), "name": gallery.name, "created_at": str(created),
-            "dim": int(gallery.embedding_size), "kind": gallery.index_kind}
+            "dim": int(gallery.embedding_size), "kind": gallery.index_kind,
+            "pack": f"{getattr(gallery, 'pack_name', '')} {getattr(gallery, 'pack_version', '')}"}
 
 
 def _crc(path: Path) -> int:

@@ -102,4 +102,9 @@ def test_corrupt_foreign_or_stale_snapshots_are_rebuilt_from_the_store(repo, tmp
     assert _registry(repo, root).get(gallery).builds == 1
 
     first.save_snapshots()
+    meta = json.loads((folder / "meta.json").read_text())
+    (folder / "meta.json").write_text(json.dumps({**meta, "pack": "default 2"}))  # migrated to another pack
+    assert _registry(repo, root).get(gallery).builds == 1
+
+    first.save_snapshots()
     assert _registry(repo, root).get(gallery).builds == 0  # and an intact one is used
