@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "cli.doctor_cmd",
     "cli.monitors_cmd",  # issue 15
     "cli.galleries_cmd",  # issue 13
+    "cli.ijb_cmd",  # issue 13: eval ijb (after the eval modules)
 ]
 
 
