@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 
 import httpx
@@ -10,7 +11,7 @@ import pytest
 
 from tests.integrity.servers import Server
 
-TRIALS = 6
+TRIALS = 8
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -57,13 +58,15 @@ def _best(http: httpx.Client, gallery: str, data: bytes) -> list[dict]:
     return [c for c in largest["candidates"] if c["similarity"] >= 0.9]
 
 
-def _together(*calls):
-    """Run the calls at the same moment (a barrier), return their responses in order."""
+def _together(*calls, delays=None):
+    """Run the calls at the same moment (a barrier; then each waits its delay), return their responses."""
     barrier = threading.Barrier(len(calls))
     out: list = [None] * len(calls)
+    delays = delays or [0.0] * len(calls)
 
     def run(i, call):
         barrier.wait()
+        time.sleep(delays[i])
         out[i] = call()
 
     threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
@@ -129,7 +132,9 @@ def test_enroll_while_the_subject_is_deleted_ends_clear(server, t1_faces, by_nam
         assert http.post("/galleries", json={"name": gallery}).status_code == 201
         for trial in range(TRIALS):
             name = f"v{trial}"
+            started = time.perf_counter()
             first = http.post(f"/galleries/{gallery}/enroll", data={"subject": name}, files=_img(face))
+            latency = time.perf_counter() - started
             assert first.status_code == 201
             sid = first.json()["subject"]["id"]
 
@@ -144,7 +149,8 @@ def test_enroll_while_the_subject_is_deleted_ends_clear(server, t1_faces, by_nam
                 with httpx.Client(base_url=server.url, timeout=60) as own:
                     return own.delete(f"/galleries/{gallery}/subjects/{sid}")
 
-            enrolled, deleted = _together(enroll, delete)
+            # the delete lands at a different point of the enrollment each trial: before, during, after
+            enrolled, deleted = _together(enroll, delete, delays=[0.0, latency * trial / (TRIALS - 1)])
             seen[(enrolled.status_code, deleted.status_code)] += 1
             assert enrolled.status_code in (201, 404), enrolled.text
             assert deleted.status_code == 200, deleted.text
