@@ -104,3 +104,19 @@ class NegativeOut(_Open):
 
 class NegativeList(BaseModel):
     negatives: list[NegativeOut]
+
+
+class DuplicateOut(BaseModel):
+    subject_id: int = Field(description="the other subject this face matches")
+    name: str
+    similarity: float = Field(description="at or above the gallery's threshold")
+    face_id: int = Field(description="that subject's closest enrolled face")
+
+
+class GalleryCalibrationOut(CalibrationOut):
+    """The stored calibration as ``GET /galleries/{g}`` shows it, with the threshold in force now."""
+
+    threshold_now: float = Field(description="threshold moved to the current size by the growth model")
+    subjects_now: int
+    recalibrate: bool = Field(description="the gallery has grown past recalibrate_above_subjects")
+    applies: bool = Field(description="false when the gallery's pack version differs from the calibration's")
