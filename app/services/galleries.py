@@ -8,7 +8,7 @@ from app.crops.describe import lifecycle_description
 from app.decisions.service import trust_for
 from app.search.registry import IndexRegistry
 from app.services.engines import Engines
-from app.services.errors import Conflict, InvalidRequest, NotFound
+from app.services.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from app.store.errors import MissingError
 from app.store.models import Gallery, Subject, iso
 from app.store.repository import DuplicateError, Repository
@@ -34,7 +34,12 @@ class GalleryService:
         kind = index or self.default_index
         if kind not in INDEX_KINDS:
             raise InvalidRequest(f"index must be one of {', '.join(INDEX_KINDS)}")
-        engine = self.engines.get(pack)
+        try:
+            engine = self.engines.get(pack)
+        except Unavailable as exc:
+            if pack is None:  # no default pack loaded here: the server's problem, retry elsewhere
+                raise
+            raise InvalidRequest(exc.message, code="unknown_pack") from None  # the client named it
         try:
             gallery = self.repo.create_gallery(
                 name, engine.name, engine.version, engine.embedding_size, kind, keep_crops=keep_crops
@@ -100,7 +105,9 @@ class GalleryService:
         """A subject by id (an integer) or by name (anything else)."""
         subject = None
         text = str(ref).strip()
-        if text.isdigit():
+        if text.isascii() and text.isdigit():
+            if int(text) > self.repo.max_id("subjects"):  # beyond the column: cannot exist
+                raise NotFound.of("subject", ref)
             subject = self.repo.get_subject(gallery.id, int(text))
         else:
             subject = self.repo.get_subject_by_name(gallery.id, text)

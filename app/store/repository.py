@@ -75,6 +75,12 @@ class Repository:
                 raise
             raise StoreUnavailable(f"the store is unreachable: {type(exc.orig).__name__}") from exc
 
+    def max_id(self, table: str) -> int:
+        """The largest id the table's id column holds (INTEGER on PostgreSQL: galleries, subjects)."""
+        if self.engine.dialect.name == "postgresql" and table in ("galleries", "subjects"):
+            return 2**31 - 1
+        return 2**63 - 1
+
     def ping(self) -> None:
         with self.session() as s:
             s.execute(select(1))

@@ -126,7 +126,7 @@ def test_management_errors_and_store_intact(sqlite_client, good_jpeg, astronaut_
     c = sqlite_client
     _expect(c.post("/galleries", json={"name": "bad name/with slash"}), 422, "invalid_request")
     _expect(c.post("/galleries", json={"name": "g", "index": "lsh"}), 422, "invalid_request")
-    _expect(c.post("/galleries", json={"name": "g", "pack": "not-loaded"}), 503, "pack_not_loaded")
+    _expect(c.post("/galleries", json={"name": "g", "pack": "not-loaded"}), 422, "unknown_pack")
     assert c.post("/galleries", json={"name": "g"}).status_code == 201
     _expect(c.post("/galleries", json={"name": "g"}), 409, "gallery_exists")
     _expect(c.get("/galleries/none"), 404, "gallery_not_found")
