@@ -24,7 +24,8 @@ BATCHES = 5
 RESTART_EVERY = 2  # batches
 SEED = int(os.environ.get("MARGINFACE_INTEGRITY_SEED", "0"))  # vary to explore other walks
 
-CONFIGS = {
+# name → (store, server processes, workers per process[, server environment])
+CONFIGS: dict[str, tuple] = {
     "sqlite-1-worker": ("sqlite", 1, 1),
     "sqlite-4-workers": ("sqlite", 1, 4),
     "postgresql-2-processes": ("postgresql", 2, 1),
@@ -52,9 +53,10 @@ def _record(name: str, driver: Driver) -> None:
 
 @pytest.mark.parametrize("config", list(CONFIGS))
 def test_random_walk_agrees_with_the_model(config, photos, tmp_path, request):
-    kind, processes, workers = CONFIGS[config]
+    kind, processes, workers, *rest = CONFIGS[config]
+    env = {k: v.format(tmp=tmp_path) for k, v in (rest[0] if rest else {}).items()}
     url = f"sqlite:///{tmp_path / 'store.db'}" if kind == "sqlite" else request.getfixturevalue("pg_url")
-    servers = [Server(url, tmp_path / f"server{i}.log", workers=workers) for i in range(processes)]
+    servers = [Server(url, tmp_path / f"server{i}.log", workers=workers, **env) for i in range(processes)]
     try:
         for server in servers:
             server.start()
