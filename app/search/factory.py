@@ -11,7 +11,8 @@ Kinds (``IndexParams.kind``):
 - ``hnsw``: graph search (IndexHNSWFlat), built under a time budget; FAISS cannot remove from it, so
   deletions are tombstoned and the graph is rebuilt past a tombstone ratio.
 - ``auto``: exact search while the gallery is small enough for it to be fast (``exact_max_faces``), then
-  IVF-SQ8 while float vectors + codes fit the memory budget, IVF-PQ with the floats on disk beyond.
+  IVF-SQ8 while float vectors + codes fit the memory budget, IVF-PQ beyond (a warning when even that
+  does not fit: the float table stays in RAM — keeping it on disk is not done).
 
 IVF kinds are trained on a bounded random sample (``train_per_list`` vectors per list, at most
 ``train_max_sample``, ``train_niter`` k-means iterations), with ``nlist`` chosen by gallery size; they search
@@ -101,16 +102,16 @@ def nprobe_for(params: IndexParams, nlist: int) -> int:
     return int(min(nlist, max(params.nprobe, nlist // 128)))
 
 
-def bytes_per_face(kind: str, params: IndexParams, dim: int, floats_on_disk: bool = False) -> int:
+def bytes_per_face(kind: str, params: IndexParams, dim: int) -> int:
     """RAM per face of a kind (float table + index codes + bookkeeping), for ``auto`` and reports."""
-    floats = 0 if floats_on_disk else 4 * dim
+    floats = 4 * dim
     codes = {"flat": 0, "ivf": 4 * dim, "ivf_sq8": dim, "ivf_pq": pq_m(params, dim),
              "hnsw": 4 * dim + 8 * params.hnsw_m + 8}[kind]
     return floats + codes + BOOKKEEPING_BYTES
 
 
 def resolve_kind(params: IndexParams, n: int, dim: int) -> tuple[str, bool]:
-    """(concrete kind, floats on disk) for ``n`` faces; IVF kinds search exactly until trained."""
+    """(concrete kind, over the memory budget) for ``n`` faces; IVF kinds search exactly until trained."""
     kind = params.kind
     if kind == "auto":
         budget = params.memory_budget_mb * 2**20
@@ -119,8 +120,8 @@ def resolve_kind(params: IndexParams, n: int, dim: int) -> tuple[str, bool]:
         elif n * bytes_per_face("ivf_sq8", params, dim) <= budget:
             kind = "ivf_sq8"
         else:
-            spill = n * bytes_per_face("ivf_pq", params, dim) > budget
-            return ("ivf_pq" if n >= IVF_MIN_TRAIN else "flat"), spill
+            over = n * bytes_per_face("ivf_pq", params, dim) > budget  # the float table itself is too big
+            return ("ivf_pq" if n >= IVF_MIN_TRAIN else "flat"), over
     if kind in IVF_KINDS and n < IVF_MIN_TRAIN:
         return "flat", False
     return kind, False

@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import faiss
 import numpy as np
@@ -41,13 +40,10 @@ class GalleryIndex:
 
     backend = "faiss"
 
-    def __init__(
-        self, dim: int, params: IndexParams, rebuild_ratio: float = 0.2, spill_path: Path | None = None
-    ) -> None:
+    def __init__(self, dim: int, params: IndexParams, rebuild_ratio: float = 0.2) -> None:
         self.dim = dim
         self.params = params
         self.rebuild_ratio = rebuild_ratio
-        self.spill_path = spill_path
         self._lock = threading.RLock()
         self._table = VectorTable(dim)
         self._kind = "flat" if params.kind != "hnsw" else "hnsw"
@@ -90,7 +86,7 @@ class GalleryIndex:
             return set(self._table.ids().tolist())
 
     def memory_bytes(self) -> int:
-        """RAM of the float table, codes and bookkeeping (floats spilled to disk not counted)."""
+        """RAM of the float table, codes and bookkeeping."""
         with self._lock:
             return self._table.nbytes_in_ram() + factory.index_bytes(self._index, self.dim)
 
@@ -266,16 +262,19 @@ class GalleryIndex:
 
     # rebuilds
     def _target(self) -> tuple[str, bool]:
-        kind, spill = factory.resolve_kind(self.params, self.size, self.dim)
+        kind, over = factory.resolve_kind(self.params, self.size, self.dim)
         if kind == "hnsw" and self._fallback:
-            return self._fallback, spill  # an HNSW build ran past its budget: stay on IVF-SQ8
-        return kind, spill
+            return self._fallback, over  # an HNSW build ran past its budget: stay on IVF-SQ8
+        return kind, over
 
     def _maybe_rebuild(self) -> None:
         if self._bulk or self.rebuilding():
             return
-        target, _ = self._target()
+        target, over = self._target()
         need = target != self._kind
+        if need and over:
+            log.warning("gallery index of %d faces needs more than the %d MiB memory budget even as %s",
+                        self.size, self.params.memory_budget_mb, target)
         if self._kind in factory.IVF_KINDS:
             need |= self.size >= self.params.retrain_growth * max(self._trained_at, 1)
         if not self._removable:

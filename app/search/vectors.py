@@ -7,8 +7,6 @@ to a dict).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 ABSENT = -1
@@ -92,14 +90,10 @@ class VectorTable:
     """Rows of (id, subject, float32 vector) addressed by id; amortised O(1) add and swap-remove.
 
     Live rows are always ``[0, len)``, so exact search runs over one contiguous block.
-
-    With ``path`` the rows live in a memory-mapped file (the OS pages them in): a gallery whose float
-    vectors exceed the memory budget keeps only compressed codes in RAM and re-ranks from this file.
     """
 
-    def __init__(self, dim: int, path: Path | None = None) -> None:
+    def __init__(self, dim: int) -> None:
         self.dim = dim
-        self.path = path
         self._ids = np.empty(0, dtype=np.int64)
         self._subjects = np.empty(0, dtype=np.int64)
         self._vectors: np.ndarray = self._allocate(0)
@@ -107,19 +101,10 @@ class VectorTable:
         self._row_of = IdMap()
 
     def _allocate(self, capacity: int) -> np.ndarray:
-        if self.path is None or capacity == 0:
-            return np.empty((capacity, self.dim), dtype=np.float32)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "ab") as handle:
-            handle.truncate(capacity * self.dim * 4)
-        return np.memmap(self.path, dtype=np.float32, mode="r+", shape=(capacity, self.dim))
+        return np.empty((capacity, self.dim), dtype=np.float32)
 
     def __len__(self) -> int:
         return self._count
-
-    @property
-    def on_disk(self) -> bool:
-        return self.path is not None
 
     def reserve(self, capacity: int) -> None:
         if capacity > len(self._ids):
@@ -142,13 +127,8 @@ class VectorTable:
         grown_ids[: self._count] = self._ids[: self._count]
         grown_subjects = np.empty(capacity, dtype=np.int64)
         grown_subjects[: self._count] = self._subjects[: self._count]
-        if self.path is None:
-            grown_vectors = self._allocate(capacity)
-            grown_vectors[: self._count] = self._vectors[: self._count]
-        else:  # the file grows in place; the rows already written stay where they are
-            if isinstance(self._vectors, np.memmap):
-                self._vectors.flush()
-            grown_vectors = self._allocate(capacity)
+        grown_vectors = self._allocate(capacity)
+        grown_vectors[: self._count] = self._vectors[: self._count]
         self._ids, self._subjects, self._vectors = grown_ids, grown_subjects, grown_vectors
 
     def remove(self, ids: list[int] | np.ndarray) -> None:
@@ -218,5 +198,4 @@ class VectorTable:
         return np.asarray(self._vectors[rows])
 
     def nbytes_in_ram(self) -> int:
-        floats = 0 if self.path is not None else self._vectors.nbytes
-        return int(self._ids.nbytes + self._subjects.nbytes + floats + self._row_of.nbytes())
+        return int(self._ids.nbytes + self._subjects.nbytes + self._vectors.nbytes + self._row_of.nbytes())

@@ -62,8 +62,8 @@ def test_auto_picks_exact_then_sq8_then_pq_by_size_and_budget():
     assert resolve_kind(params, 50_000, 128) == ("ivf_sq8", False)  # 50k × 672 B = 32 MiB: fits
     assert resolve_kind(params, 100_000, 128) == ("ivf_pq", False)  # SQ8 (672 B) over; PQ (576 B) fits
     big = 10_000_000
-    kind, spill = resolve_kind(params, big, 128)
-    assert kind == "ivf_pq" and spill  # floats + SQ8 would be 6.7 GB, far over 64 MiB
+    kind, over = resolve_kind(params, big, 128)
+    assert kind == "ivf_pq" and over  # even floats + PQ would be 5.8 GB, far over 64 MiB
     roomy = IndexParams(kind="auto", memory_budget_mb=12 * 1024)
     assert resolve_kind(roomy, big, 128) == ("ivf_sq8", False)
     assert resolve_kind(IndexParams(kind="ivf_pq"), IVF_MIN_TRAIN - 1, 128) == ("flat", False)
