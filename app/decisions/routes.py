@@ -15,7 +15,7 @@ from app.auth import AdminKey, AnyKey
 from app.calibration.estimate import DEFAULT_GROWTH_LIMIT, DEFAULT_TARGET_FAR, DEFAULT_TARGET_FPIR
 from app.calibration.service import calibrate_gallery
 from app.decisions.policy import GalleryPolicy
-from app.decisions.schemas import CalibrationOut, NegativeList, NegativeOut
+from app.decisions.schemas import CalibrateResponse, NegativeList, NegativeOut
 from app.decisions.service import trust_for
 from app.services.errors import InvalidRequest, NotFound
 from models.errors import InvalidImageError
@@ -78,7 +78,7 @@ async def _payload(request: Request, fields: set[str], limit: int) -> Payload:
 @router.post(
     "/calibrate",
     dependencies=[AdminKey, WorkSlot],
-    response_model=CalibrationOut,
+    response_model=CalibrateResponse,
     openapi_extra=image_body_openapi(
         {"impostors": "photos of people who are NOT in the gallery (optional, repeat the field)"},
         {k: {"type": "number"} for k in ("target_fpir", "target_far", "growth_limit")}

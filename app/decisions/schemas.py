@@ -90,8 +90,12 @@ class CalibrationOut(_Open):
     verify: VerifyCalibrationOut
     pack: dict
     created_at: str
-    warning: str | None = None
-    stored: bool | None = None
+    warning: str | None = Field(default=None, description="set when the probes were too few for the target")
+
+
+class CalibrateResponse(CalibrationOut):
+    stored: bool = Field(description="false for dry_run: the gallery keeps its previous calibration")
+
 
 
 class NegativeOut(_Open):
