@@ -71,6 +71,7 @@ class IndexRegistry:
         self._high = 0  # highest change id applied
         self._gaps: dict[int, float] = {}  # ids below _high not seen yet → since when (monotonic)
         self.reloads = 0  # full reloads after the log was pruned past our position (tests watch this)
+        self._suspects: set[str] = set()  # galleries out of step at the last heal()
 
     # positions
     @property
@@ -322,6 +323,23 @@ class IndexRegistry:
             if stored != index.size:
                 problems.append(f"{gallery.name}: {index.size} indexed, {stored} stored")
         return problems
+
+    def heal(self) -> list[str]:
+        """Rebuild from the store every gallery found out of step at this call and the previous one.
+
+        A safety net, not the mechanism: ordered replay keeps indexes exact; this bounds the damage of
+        anything unforeseen (e.g. a transaction that committed after its change-log gap timed out).
+        """
+        suspects = {p.split(":", 1)[0] for p in self.out_of_step()}
+        healed = []
+        for gallery in self.repo.list_galleries():
+            if gallery.name in suspects and gallery.name in self._suspects:
+                with self.gallery_lock(gallery.id):
+                    self._install(gallery.id, self._build(gallery, full=True))
+                log.warning("gallery %s: index out of step with the store; rebuilt from it", gallery.name)
+                healed.append(gallery.name)
+        self._suspects = suspects - set(healed)
+        return healed
 
     def add_local(self, gallery: Gallery, face_ids: list[int], subject_id: int, vectors: np.ndarray) -> None:
         """Index faces this process has just committed.

@@ -27,6 +27,7 @@ log = logging.getLogger("marginface.server")
 
 CHANGE_LOG_RETENTION = timedelta(hours=24)
 PRUNE_EVERY_S = 3600.0
+HEAL_EVERY_S = 30.0  # an index out of step at two checks in a row is rebuilt from the store
 SYNC_BACKOFF_MAX_S = 2.0  # recovery within this once the store is back
 
 
@@ -95,11 +96,14 @@ class AppContext:
     async def _sync_loop(self) -> None:
         """Replay the change log every ``sync_interval_s``; during a store outage, back off and log once."""
         health = LoopHealth(log, "change-log sync", self.settings.sync_interval_s, SYNC_BACKOFF_MAX_S)
-        delay, last_prune = health.interval, time.monotonic()
+        delay, last_prune, last_heal = health.interval, time.monotonic(), time.monotonic()
         while True:
             await asyncio.sleep(delay)
             try:
                 await asyncio.to_thread(self.indexes.sync_once)
+                if time.monotonic() - last_heal > HEAL_EVERY_S:
+                    last_heal = time.monotonic()
+                    await asyncio.to_thread(self.indexes.heal)
                 if time.monotonic() - last_prune > PRUNE_EVERY_S:
                     last_prune = time.monotonic()
                     await asyncio.to_thread(self.repo.prune_changes, CHANGE_LOG_RETENTION)
