@@ -146,7 +146,9 @@ class FrameSource:
         got = False
         start_wall: float | None = None
         start_pts: float | None = None
-        next_keep = float("-inf")
+        rate = 1.0 / self.interval if self.interval else 1e9
+        bucket = max(2.0, 2.0 * rate)  # two seconds of frames
+        tokens, last = bucket, time.monotonic()
         for frame in container.decode(stream):
             if self._stop.is_set():
                 break
@@ -158,14 +160,14 @@ class FrameSource:
                 lag = (frame.time - start_pts) - (time.monotonic() - start_wall)
                 if lag > 0:
                     self._stop.wait(lag)
-            # the cap follows the stream's own clock (bursts after a stall keep their frames), else arrival;
-            # a token schedule with 20 % slack: a source at exactly the cap keeps every frame despite jitter
-            now = frame.time if frame.time is not None else time.monotonic()
-            if now < next_keep - 1.0:  # timestamps went back (a new stream or a wrap): start over
-                next_keep = now
-            if now < next_keep - 0.2 * self.interval:
+            # token bucket on arrival time: the cap holds on average, while a burst (frames held back by
+            # probing or a network stall; stream timestamps are unreliable, e.g. MJPEG's) keeps its frames
+            now = time.monotonic()
+            tokens = min(bucket, tokens + (now - last) * rate)
+            last = now
+            if tokens < 1.0:
                 continue
-            next_keep = max(next_keep, now - 0.5 * self.interval) + self.interval
+            tokens -= 1.0
             wall = time.time()
             image = frame.to_ndarray(format="bgr24")
             self.health.frames_kept += 1

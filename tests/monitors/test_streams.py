@@ -39,7 +39,8 @@ def test_rtsp_stream_in_listen_mode_ends_and_comes_back(make_client, cam_env, pe
         check_scene_events(_events(client, "rtsp-cam"))
         health = wait_for(lambda: (h := client.get("/monitors/rtsp-cam").json()["health"])["state"]
                           == "listening" and h, 15, "the monitor to listen again after the stream ended")
-        assert health["frames_processed"] >= 45 and health["last_error"]
+        # every kept frame is processed or, under overload (a shared CPU), dropped and counted
+        assert health["frames_processed"] + health["frames_dropped"] >= 45 and health["last_error"]
         # the camera comes back: a second push is watched like the first
         pusher = RtspPusher(scene_video, url, tmp_path / "ffmpeg.log").start()
         pusher.wait(SCENE_S + 30)
@@ -62,8 +63,9 @@ def test_mjpeg_stream_drops_and_comes_back(make_client, cam_env, people, scene_f
         health = wait_for(lambda: (h := client.get("/monitors/mjpeg-cam").json()["health"])["state"]
                           == "reconnecting" and h, SCENE_S + 30, "the end of the first play")
         time.sleep(1.0)
-        print(health, _brief(_events(client, "mjpeg-cam")))
         check_scene_events(_events(client, "mjpeg-cam"))
+        # 62 frames at 5 fps: the cap keeps (nearly) all; each is processed or dropped (overload) and counted
+        assert health["frames_processed"] + health["frames_dropped"] >= 50, health
         connects = health["connects"]
         time.sleep(4.0)
         health = client.get("/monitors/mjpeg-cam").json()["health"]
