@@ -2,7 +2,8 @@
 // labels are real text: readable by screen readers and by tests).
 import { h, newId } from "./dom.js";
 
-/** A photo (File or Blob) with boxes [{box:[x1,y1,x2,y2], label, kind}] in image pixels. */
+/** A photo (File or Blob) with boxes [{box:[x1,y1,x2,y2], label, kind}] in image pixels; a label is text
+ * or [number, name, similarity] (number and similarity are left out on narrow screens). */
 export function boxedPhoto(file, boxes = [], alt = "photo") {
   const url = URL.createObjectURL(file);
   const img = h("img", { src: url, alt });
@@ -14,13 +15,17 @@ export function boxedPhoto(file, boxes = [], alt = "photo") {
     for (const { box, label, kind } of boxes) {
       if (!box) continue;
       const [x1, y1, x2, y2] = box;
-      const el = h("div", { class: `box ${kind || ""}` }, label ? h("span", { class: "label" }, label) : null);
+      const text = Array.isArray(label)
+        ? [h("span", { class: "extra" }, `${label[0]}. `), label[1], label[2] ? h("span", { class: "extra" }, ` ${label[2]}`) : null]
+        : label;
+      const el = h("div", { class: `box ${kind || ""}` }, label ? h("span", { class: "label" }, text) : null);
       // CSSOM (el.style) is allowed by the CSP; style attributes in markup would not be.
       el.style.left = `${(100 * Math.max(0, x1)) / w}%`;
       el.style.top = `${(100 * Math.max(0, y1)) / ht}%`;
       el.style.width = `${(100 * (Math.min(w, x2) - Math.max(0, x1))) / w}%`;
       el.style.height = `${(100 * (Math.min(ht, y2) - Math.max(0, y1))) / ht}%`;
       if (y1 < 0.12 * ht) el.classList.add("label-below");
+      if ((x1 + x2) / 2 > 0.5 * w) el.classList.add("label-end"); // labels grow inwards, not off the photo
       layer.append(el);
     }
   };

@@ -57,12 +57,13 @@ export async function identifyView() {
 }
 
 function showIdentify(out, file, body) {
-  const faces = body.faces || [];
+  // numbered left to right, the way people read a group photo
+  const faces = [...(body.faces || [])].sort((a, b) => a.box[0] - b.box[0]);
   const boxes = faces.map((f, i) => {
     const best = f.candidates && f.candidates[0];
     const name = f.match ? f.match.name : "unknown";
     const sim = f.match ? f.match.similarity : best ? best.similarity : undefined;
-    return { box: f.box, label: `${i + 1}. ${name}${sim !== undefined ? ` ${fmtNum(sim, 2)}` : ""}`, kind: f.match ? "match" : "unknown" };
+    return { box: f.box, label: [i + 1, name, sim !== undefined ? fmtNum(sim, 2) : ""], kind: f.match ? "match" : "unknown" };
   });
   const hasDecision = faces.some((f) => f.decision !== undefined);
   const hasQuality = faces.some((f) => f.quality !== undefined);
