@@ -28,6 +28,7 @@ BENCHMARKS: list[tuple[str, str, list[str], list[str]]] = [
     ("bench.bench_server", "Server load (concurrency 1/4/16 vs plain loop)",
      ["--faces", "10000", "--requests", "30"], []),
     ("bench.bench_training", "Training", [], []),
+    ("bench.bench_finetune", "Fine-tuning SFace on CelebA (held-out, LFW, compatibility)", [], []),
     ("bench.bench_hostile", "Hostile uploads: peak memory and schema fuzzing", [], []),
     ("bench.bench_integrity", "Integrity: model-based random walks against real servers", ["--quick"], []),
     ("bench.bench_openset", "Open-set identification: calibrated vs fixed threshold", [], []),
