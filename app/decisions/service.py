@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ from app.services.errors import InvalidRequest, NotFound
 from app.store.models import Gallery, Subject
 from models.quality import assess
 
+SUBJECT_COUNT_TTL_S = 5.0
 PROBE_MEMORY = 10_000  # recent /identify faces kept (embedding only) so a client can say "not this person"
 
 
@@ -59,6 +61,7 @@ class TrustService:
         self.galleries = galleries
         self.store = TrustStore(galleries.repo)
         self._probes: OrderedDict[str, tuple[int, np.ndarray]] = OrderedDict()
+        self._counts: dict[int, tuple[float, int]] = {}
 
     # policy and calibration
     def policy(self, gallery: Gallery) -> GalleryPolicy:
@@ -96,17 +99,32 @@ class TrustService:
         pack = cal.get("pack") or {}
         return pack.get("name") == gallery.pack_name and pack.get("version") == gallery.pack_version
 
-    def plan(self, gallery: Gallery, engine, requested: float | None, subjects_now: int) -> Plan:
+    def subjects_now(self, gallery: Gallery, index=None) -> int:
+        """Subjects in the gallery's index; a large gallery's count (it walks the whole index) is reused
+        for SUBJECT_COUNT_TTL_S seconds (a few new subjects move its threshold negligibly)."""
+        now = time.monotonic()
+        cached = self._counts.get(gallery.id)
+        if cached is not None and cached[1] >= 10_000 and now - cached[0] < SUBJECT_COUNT_TTL_S:
+            return cached[1]
+        count = int((index or self.galleries.indexes.get(gallery)).subjects)
+        self._counts[gallery.id] = (now, count)
+        return count
+
+    def plan(self, gallery: Gallery, engine, requested: float | None, index=None) -> Plan:
+        """The threshold (request > calibration moved to the current size > pack) and the policy."""
         row = self.store.get(gallery.id)
         policy = load_policy(row.policy if row else None)
         cal = row.calibration if row else None
+        if cal is None or not self._applies(gallery, cal):
+            if requested is not None:
+                return Plan(float(requested), "request", policy)
+            notes = ["the gallery's calibration is for another pack version; recalibrate"] if cal else []
+            return Plan(float(engine.threshold), "pack", policy, None, 0, notes)
+        subjects = self.subjects_now(gallery, index)
         if requested is not None:
-            return Plan(float(requested), "request", policy, cal, subjects_now)
-        if cal is not None and self._applies(gallery, cal):
-            t = threshold_for_size(cal, max(subjects_now, 1))
-            return Plan(round(t, 4), "calibration", policy, cal, subjects_now)
-        notes = ["the gallery's calibration is for another pack version; recalibrate"] if cal else []
-        return Plan(float(engine.threshold), "pack", policy, None, subjects_now, notes)
+            return Plan(float(requested), "request", policy, cal, subjects)
+        t = threshold_for_size(cal, max(subjects, 1))
+        return Plan(round(t, 4), "calibration", policy, cal, subjects)
 
     def verify_threshold(self, gallery: Gallery) -> float | None:
         cal = self.calibration(gallery)
@@ -208,8 +226,7 @@ class TrustService:
         embeddings = await engine.embed(np.stack([item[2] for item in kept]))
         if policy.duplicates == "off":
             return kept, embeddings
-        subjects = await asyncio.to_thread(lambda: self.galleries.indexes.get(gallery).subjects)
-        plan = await asyncio.to_thread(self.plan, gallery, engine, None, subjects)
+        plan = await asyncio.to_thread(self.plan, gallery, engine, None)
         if isinstance(subject, str):  # enroll by name: the subject may not exist yet
             found = await asyncio.to_thread(self.galleries.repo.get_subject_by_name, gallery.id, subject)
             own_id = found.id if found else None
