@@ -32,6 +32,7 @@ BENCHMARKS: list[tuple[str, str, list[str], list[str]]] = [
     ("bench.bench_hostile", "Hostile uploads: peak memory and schema fuzzing", [], []),
     ("bench.bench_integrity", "Integrity: model-based random walks against real servers", ["--quick"], []),
     ("bench.bench_openset", "Open-set identification: calibrated vs fixed threshold", [], []),
+    ("bench.bench_monitors", "Camera monitors: 5 fps streams sustained, event latency", [], []),
 ]
 SUBPROCESS_TIMEOUT_S = 900
 

@@ -24,7 +24,7 @@ import numpy as np
 from bench.results import main_for
 
 FPS = 5
-STREAMS_FULL = [1, 2, 3, 4, 6]
+STREAMS_FULL = [1, 2, 4, 6]
 STREAMS_QUICK = [1, 2]
 RESOLUTIONS = [(640, 480), (1280, 720)]
 
