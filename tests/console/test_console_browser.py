@@ -41,7 +41,17 @@ def admin_api(live: dict) -> httpx.Client:
     )
 
 
+def unlabelled_controls(page) -> list[str]:
+    """Inputs, selects and textareas with no label (neither <label for> nor aria-label)."""
+    return page.evaluate(
+        """[...document.querySelectorAll('input, select, textarea')]
+             .filter((el) => !el.labels.length && !el.getAttribute('aria-label'))
+             .map((el) => el.outerHTML)"""
+    )
+
+
 def shoot(page, shots: Path, name: str, full: bool = True) -> None:
+    assert unlabelled_controls(page) == [], name
     page.wait_for_timeout(300)  # let images decode
     page.evaluate("document.getElementById('toast').hidden = true")  # a notice left by the previous step
     page.screenshot(path=str(shots / f"console_{name}.png"), full_page=full)
@@ -306,3 +316,30 @@ def test_webcam_photo_is_enrolled_or_refused(page, live) -> None:
     page.get_by_role("button", name="Close webcam").click()
     expect(page.get_by_label("webcam preview")).to_have_count(0)
     assert page.js_errors == [] and page.dialogs == []
+
+
+def test_keyboard_only(page, live) -> None:
+    """Sign in, reach a page and answer a confirmation with the keyboard alone (Esc keeps, Enter deletes)."""
+    with admin_api(live) as api:
+        api.post("/galleries", json={"name": "keyboard"})
+    page.goto(f"{live['url']}/")
+    page.keyboard.type(live["admin"])  # the key field has the focus
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Galleries", exact=True)).to_be_visible()
+    delete = page.get_by_role("button", name="Delete gallery keyboard")
+    delete.focus()
+    page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_role("button", name="Cancel")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(dialog).to_have_count(0)
+    expect(page.get_by_role("row", name="keyboard")).to_be_visible()
+    delete.focus()
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")  # Cancel → Delete gallery
+    expect(page.get_by_role("dialog").get_by_role("button", name="Delete gallery")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("row", name="keyboard")).to_have_count(0)
+    with admin_api(live) as api:
+        assert api.get("/galleries/keyboard").status_code == 404
