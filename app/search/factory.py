@@ -60,6 +60,8 @@ class IndexParams:
     train_niter: int = 10
     retrain_growth: float = 2.0  # IVF kinds retrain once the gallery has grown this much since training
     background_min: int = 20_000  # rebuilds of galleries at least this large run in a background thread
+    target_recall: float = 0.99  # IVF kinds: nprobe raised after each build to reach this recall@1 (0: off)
+    calibration_queries: int = 200
 
 
 _gpu_resources = None
@@ -92,9 +94,12 @@ def pq_m(params: IndexParams, dim: int) -> int:
 
 
 def nlist_for(n: int) -> int:
-    """Inverted lists for ``n`` faces: ~√n rounded to a power of two, 16…16384, ≥ 39 vectors a list."""
-    nlist = 2 ** round(math.log2(max(math.sqrt(max(n, 1)), 1)))
-    return int(max(16, min(nlist, 16384, max(16, n // 39))))
+    """Inverted lists for ``n`` faces: ~√n/4 rounded to a power of two, 16…4096, ≥ 39 vectors a list.
+
+    Few, long lists: adding n faces costs n × nlist dot products (the build bound), while at the high
+    recall face search needs a query scans a similar share of the gallery whatever nlist is."""
+    nlist = 2 ** round(math.log2(max(math.sqrt(max(n, 1)) / 4, 1)))
+    return int(max(16, min(nlist, 4096, max(16, n // 39))))
 
 
 def nprobe_for(params: IndexParams, nlist: int) -> int:

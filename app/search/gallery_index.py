@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
-from app.search import factory
+from app.search import factory, tuning
 from app.search.factory import IndexParams
 from app.search.vectors import ABSENT, VectorTable
 
@@ -58,6 +58,7 @@ class GalleryIndex:
         self.builds = 0  # indexes swapped in (tests and the bench watch this)
         self.last_build_s = 0.0
         self.build_error: str | None = None
+        self.calibration: tuple[int, float] | None = None  # (nprobe, recall@1 it reached)
 
     # introspection
     @property
@@ -193,8 +194,8 @@ class GalleryIndex:
         with self._lock:
             self._table.load(state["ids"], state["subjects"], state["vectors"])
             index = state["index"]
-            if isinstance(index, faiss.IndexIVF):
-                index.nprobe = factory.nprobe_for(self.params, index.nlist)
+            if isinstance(index, faiss.IndexIVF) and not self.params.target_recall:
+                index.nprobe = factory.nprobe_for(self.params, index.nlist)  # else: as calibrated
             elif index is not None and isinstance(faiss.downcast_index(index.index), faiss.IndexHNSW):
                 faiss.downcast_index(index.index).hnsw.efSearch = self.params.hnsw_ef_search
             self._index, self._kind, self._trained_at = index, state["kind"], int(state["trained_at"])
@@ -333,6 +334,11 @@ class GalleryIndex:
                     vecs = self._table.vectors_at(rows[rows != ABSENT])
                 factory.add_bounded(index, chunk, vecs, deadline)
                 added.append(chunk)
+            if isinstance(index, faiss.IndexIVF) and self.params.target_recall > 0:
+                depth = self.params.rerank if target in factory.COMPRESSED_KINDS else 1
+                self.calibration = tuning.calibrate_nprobe(
+                    index, self._table, index.nprobe, self.params.target_recall,
+                    self.params.calibration_queries, depth)
         with self._lock:
             tombstones: set[int] = set()
             if index is not None:

@@ -71,11 +71,11 @@ def test_auto_picks_exact_then_sq8_then_pq_by_size_and_budget():
 
 def test_nlist_grows_with_the_gallery_and_training_sample_is_bounded():
     assert factory.nlist_for(10_000) < factory.nlist_for(1_000_000) < factory.nlist_for(10_000_000)
-    assert factory.nlist_for(10_000_000) == 4096
+    assert factory.nlist_for(10_000_000) == 1024 and factory.nlist_for(1_000_000) == 256
     params = IndexParams()
-    assert factory.training_sample_size(params, 10_000_000) == params.train_per_list * 4096
-    assert factory.training_sample_size(params, 10**9) == params.train_max_sample
-    assert factory.nprobe_for(params, 4096) == 32
+    assert factory.training_sample_size(params, 10_000_000) == params.train_per_list * 1024
+    assert factory.training_sample_size(params, 10**9) == 40 * 4096 <= params.train_max_sample
+    assert factory.nprobe_for(params, 4096) == 32  # without calibration (target_recall=0)
 
 
 def test_results_are_per_subject_when_one_subject_fills_the_candidates():
