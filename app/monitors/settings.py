@@ -19,6 +19,9 @@ class MonitorSettings(BaseSettings):
     )
     monitor_lease_s: float = Field(default=15.0, gt=0.5, description="an owner silent this long loses it")
     monitor_queue_frames: int = Field(default=8, ge=1, description="decoded frames waiting per monitor")
+    monitor_detect_max_side: int = Field(
+        default=640, ge=0, description="detect on frames scaled down to this longer side (0: full size)"
+    )
     monitor_track_timeout_s: float = Field(default=1.0, gt=0.0, description="a track unseen this long ends")
     monitor_vote_frames: int = Field(default=3, ge=1, description="embedded frames that decide a track")
     monitor_reconnect_max_s: float = Field(default=30.0, gt=0.0)

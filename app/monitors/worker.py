@@ -168,10 +168,7 @@ class MonitorWorker:
         loop = asyncio.get_running_loop()
         pipeline = self.engine.pipeline
         view, ox, oy = self._roi(image)
-        faces = await loop.run_in_executor(
-            self.ctx.engines.executor,
-            lambda: pipeline.detect(view, min_size=self.monitor.min_face, max_faces=self.max_faces),
-        )
+        faces = await loop.run_in_executor(self.ctx.engines.executor, self._detect, view)
         boxes = [f.box + np.array([ox, oy, ox, oy], np.float32) for f in faces]
         tracks, ended = self.tracker.update(boxes, at)
         keep = self.settings.monitor_vote_frames
@@ -196,6 +193,23 @@ class MonitorWorker:
         self.frames_processed += 1
         self._processed_at.append(time.time())
         await self._finish(ended)
+
+    def _detect(self, view: np.ndarray) -> list:
+        """Detect on a copy scaled down to ``monitor_detect_max_side`` (cost grows with pixels); boxes and
+        landmarks are scaled back, so alignment and snapshots use the full-resolution frame."""
+        side = max(view.shape[:2])
+        limit = self.settings.monitor_detect_max_side
+        scale = limit / side if limit and side > limit else 1.0
+        small = view
+        if scale != 1.0:
+            small = cv2.resize(view, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        min_size = self.monitor.min_face * scale
+        faces = self.engine.pipeline.detect(small, min_size=min_size, max_faces=self.max_faces)
+        if scale != 1.0:
+            for face in faces:
+                face.box = face.box / scale
+                face.landmarks = face.landmarks / scale
+        return faces
 
     async def _finish(self, ended: list[Track]) -> None:
         for track in ended:

@@ -9,6 +9,7 @@ from tests.monitors.conftest import SCENE_S, check_scene_events, enroll, wait_fo
 
 
 def test_file_monitor_events_clusters_and_enroll(make_client, cam_env, people, scene_video):
+    cam_env(monitor_detect_max_side=320)  # the 480×360 scene is detected at 320×240, aligned at full size
     client = make_client()
     enroll(client, people)
     r = client.post("/monitors", json={"name": "door", "source": str(scene_video), "gallery": "cam",
