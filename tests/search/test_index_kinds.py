@@ -25,6 +25,11 @@ def test_kind_recall_deletions_and_memory(kind):
                 "auto": "ivf_sq8"}[kind]
     assert index.kind == expected
 
+    if expected in factory.IVF_KINDS:  # nprobe was raised until the gallery's own faces found their subject
+        nprobe, reached = index.calibration
+        assert index._index.nprobe == nprobe >= params.nprobe  # noqa: SLF001
+        assert reached >= params.target_recall or nprobe == index._index.nlist  # noqa: SLF001
+
     queries = views(vectors, 300)
     truth = exact_top1(vectors, ids, queries)
     found = np.array([hits[0].face_id for hits in index.search(queries, 1)])
