@@ -32,6 +32,7 @@ def params_from_settings(settings: Settings) -> IndexParams:
         memory_budget_mb=settings.search_memory_budget_mb,
         exact_max_faces=settings.search_exact_max_faces,
         rerank=settings.search_rerank,
+        target_recall=settings.search_target_recall,
     )
 
 
