@@ -60,12 +60,24 @@ class Settings(BaseSettings):
     batch_wait_ms: float = Field(default=5.0, ge=0.0)
 
     # search
-    default_index: Literal["flat", "ivf", "hnsw"] = "flat"
+    default_index: Literal["flat", "ivf", "ivf_sq8", "ivf_pq", "hnsw", "auto"] = "flat"
     ivf_nprobe: int = Field(default=16, ge=1)
     hnsw_m: int = Field(default=32, ge=4)
     hnsw_ef_search: int = Field(default=128, ge=8)
     tombstone_rebuild_ratio: float = Field(default=0.2, gt=0.0, description="HNSW/GPU: rebuild past this")
     use_gpu_index: bool = Field(default=True, description="use faiss GPU indexes when a GPU is present")
+    # search at scale (issue 16, app/search; docs/search.md)
+    search_backend: Literal["faiss", "milvus"] = Field(default="faiss", description="vector search engine")
+    search_memory_budget_mb: int = Field(default=8192, ge=1, description="auto index: RAM per gallery")
+    search_exact_max_faces: int = Field(default=0, ge=0, description="auto: exact up to this; 0: 2**25/dim")
+    search_rerank: int = Field(default=64, ge=1, description="SQ8/PQ candidates re-ranked from float vectors")
+    search_target_recall: float = Field(default=0.99, ge=0.0, le=1.0, description="IVF nprobe tuned to this")
+    search_snapshots: bool = Field(default=True, description="save indexes; start-up replays the tail")
+    search_snapshot_dir: Path | None = Field(default=None, description="default: $MARGINFACE_HOME/indexes")
+    search_snapshot_interval_s: float = Field(default=600.0, gt=0.0, description="save indexes this often")
+    milvus_uri: str | None = Field(default=None, description="default: Milvus Lite $HOME/milvus.db")
+    milvus_token: str = Field(default="", description="Milvus credentials (user:password or API key)")
+    milvus_collection_prefix: str = "marginface"
 
     # multi-process consistency
     sync_interval_s: float = Field(default=0.5, gt=0.0, description="poll period of the change log")
