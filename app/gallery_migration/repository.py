@@ -163,8 +163,8 @@ class MigrationRepository:
                 .where(GalleryMigration.gallery_id == gallery_id)
                 .values(state="switched", finished_at=utcnow(), updated_at=utcnow())
             )
+            # issue 11's calibration records its pack: it stops applying here by itself (decisions.service)
             s.add(Change(gallery_id=gallery_id, kind=MIGRATED))
-            _mark_calibration_stale(s, gallery_id)
         return True
 
     def fail(self, gallery_id: int, message: str) -> None:
@@ -174,12 +174,3 @@ class MigrationRepository:
                 .where(GalleryMigration.gallery_id == gallery_id)
                 .values(state="failed", error=message[:1000], updated_at=utcnow())
             )
-
-
-def _mark_calibration_stale(session: Session, gallery_id: int) -> None:
-    """Issue 11's calibration was measured on the old pack's scores: flag it, when that module exists."""
-    try:
-        from app.calibration.store import mark_stale  # type: ignore[attr-defined]
-    except ImportError:
-        return
-    mark_stale(session, gallery_id, reason="gallery migrated to another model pack")
