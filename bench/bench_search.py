@@ -6,7 +6,8 @@ directions) generated straight into the index; queries are new views of gallery 
 uses real embeddings of LFW faces (``../shared``, cached in bench/out) as queries against a gallery holding
 other images of the same people among the synthetic faces. recall@1 = share of queries whose top face is
 exact search's top face. Rows: ``BENCH_SEARCH_PARTS`` (comma list of scale128, milvus, kinds, start,
-scale512; default scale128,kinds,scale512) and ``BENCH_SEARCH_SIZES`` (e.g. ``1000000,10000000``).
+scale512; default scale128,kinds,scale512) and ``BENCH_SEARCH_SIZES`` (e.g. ``1000000,10000000``);
+``BENCH_SEARCH_KINDS_N`` the kinds table's size.
 ``--quick``: 100k only.
 
     nice -n 10 .venv/bin/python -m bench.bench_search [--quick] [--write]
@@ -318,7 +319,8 @@ def run(quick: bool = False) -> list[dict]:
     if "scale128" in parts:
         tables += [scale_table(128, n, milvus="milvus" in parts) for n in sizes]
     if "kinds" in parts:
-        tables.append(kinds_table(100_000 if quick else 1_000_000))
+        kinds_n = int(os.environ.get("BENCH_SEARCH_KINDS_N", 0)) or (100_000 if quick else 1_000_000)
+        tables.append(kinds_table(kinds_n))
     if "start" in parts:
         tables.append(start_table(sizes[0]))
     if "scale512" in parts:
