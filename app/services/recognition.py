@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from app.decisions.service import trust_for
 from app.services.engines import Analysis, Engine, Engines
 from app.services.errors import Conflict
 from app.services.galleries import GalleryService
@@ -70,6 +71,8 @@ class RecognitionService:
         vectors = np.concatenate([vecs for _, _, vecs in stored])
         sims = vectors @ embedding
         best = int(np.argmax(sims))
+        if threshold is None:  # issue 11: the gallery's calibrated 1:1 threshold, when it has one
+            threshold = await asyncio.to_thread(trust_for(self.galleries).verify_threshold, gallery)
         return self._verdict(engine, float(sims[best]), threshold) | {
             "face1": face_json(analysis, index),
             "subject": {"id": subject.id, "name": subject.name, "face_id": int(face_ids[best])},
@@ -85,7 +88,9 @@ class RecognitionService:
         hits = await asyncio.to_thread(index.search, embeddings, top_k) if len(embeddings) else []
         subject_ids = sorted({h.subject_id for row in hits for h in row})
         names = await asyncio.to_thread(self.galleries.repo.subject_names, subject_ids)
-        cut = engine.threshold if threshold is None else threshold
+        trust = trust_for(self.galleries)  # issue 11: calibrated threshold, decisions, quality
+        plan = await asyncio.to_thread(trust.plan, gallery, engine, threshold, index)
+        cut = plan.threshold
         faces = []
         for face, row in zip(analysis.faces, hits, strict=True):
             candidates = [
@@ -100,7 +105,8 @@ class RecognitionService:
             ]
             match = candidates[0] if candidates and candidates[0]["similarity"] >= cut else None
             faces.append(face.to_dict() | {"candidates": candidates, "match": match})
-        return {"faces": faces, "threshold": cut, "gallery": gallery.name}
+        faces = await asyncio.to_thread(trust.decide_faces, gallery, plan, analysis, embeddings, faces)
+        return {"faces": faces, "threshold": cut, "gallery": gallery.name} | plan.to_json()
 
     @staticmethod
     def _verdict(engine: Engine, similarity: float, threshold: float | None) -> dict[str, Any]:
