@@ -70,6 +70,7 @@ class MilvusGalleryIndex:
             fields = self.client.describe_collection(self.collection).get("fields", [])
             dims = [f.get("params", {}).get("dim") for f in fields if f.get("name") == "vector"]
             if dims and int(dims[0]) == self.dim:
+                self.client.load_collection(self.collection)  # a restarted server finds it released
                 self._load_ids()
                 return
             self.client.drop_collection(self.collection)  # another gallery's leftover: rebuilt from the store
