@@ -71,8 +71,8 @@ def run(quick: bool) -> list[dict]:
                 "from the table failed before recording its counts.",
                 "Operations: enroll (new/existing subject, some photos without a face), delete face/subject/"
                 "gallery, rename, identify, verify with subject, from 4 concurrent clients; requests include "
-                "the checks (every live face found as its own subject, no deleted face or subject returned, "
-                "subject lists and face counts equal to the model, /readyz ready on every worker).",
+                "the batch checks (every live face found as its own subject, no deleted face or subject "
+                "returned, subject lists and face counts equal to the model; /readyz on every worker).",
                 "CPU shared with other work (2 cores); the counts, not the time, are the result.",
             ],
         }

@@ -41,6 +41,7 @@ class World:
     lock: threading.Lock = field(default_factory=threading.Lock)
     deleted_faces: dict[int, int] = field(default_factory=dict)  # face id → owner
     deleted_subjects: dict[int, int] = field(default_factory=dict)  # subject id → owner
+    ever: dict[str, set[int]] = field(default_factory=dict)  # gallery → identities ever enrolled there
 
 
 class Failure(AssertionError):
@@ -131,6 +132,7 @@ class Client:
         )
         with self.world.lock:
             self.world.galleries[gallery][subject.id] = subject
+            self.world.ever.setdefault(gallery, set()).add(photo.identity)
         self.check_findable_now(gallery, subject, photo)
 
     def op_enroll_existing(self) -> None:
@@ -146,6 +148,7 @@ class Client:
         self.expect(r.status_code == 201, f"enroll into {subject.name}: {r.status_code} {r.text[:200]}")
         with self.world.lock:
             subject.faces[r.json()["results"][0]["face_id"]] = photo.identity
+            self.world.ever.setdefault(gallery, set()).add(photo.identity)
         self.check_findable_now(gallery, subject, photo)
 
     def op_delete_face(self) -> None:
@@ -315,6 +318,7 @@ class Driver:
             Client(k, self.world, photos, self._url_picker(seed * 100 + k), seed * 1000 + k, strict)
             for k in range(clients)
         ]
+        self.checker = Client(-1, self.world, photos, self._url_picker(seed * 100 + 99), 0, False)
         self.checks = 0
         self.restarts = 0
 
@@ -340,7 +344,7 @@ class Driver:
     def check(self, settle_s: float = 5.0) -> None:
         """Every worker agrees with the model (retried for ``settle_s``: other workers sync in 0.2 s)."""
         deadline = time.monotonic() + settle_s
-        checker = Client(-1, self.world, self.photos, self._url_picker(self.rng.randrange(1 << 30)), 0, False)
+        checker = self.checker
         while True:
             try:
                 self._check_once(checker)
@@ -368,7 +372,10 @@ class Driver:
                 checker.expect(
                     server[sid]["faces"] == len(subject.faces), f"{gallery}: faces of {subject.name}"
                 )
-            for identity in sorted({p.identity for p in checker.faces}):
+            # every identity ever enrolled here (a deleted one must stay gone) and one never enrolled
+            ever = self.world.ever.get(gallery, set())
+            never = [p.identity for p in checker.faces if p.identity not in ever][:1]
+            for identity in sorted(ever | set(never)):
                 checker.check_identity(gallery, identity)
         for server in self.servers:
             for _ in range(server.workers * 2):
@@ -381,7 +388,7 @@ class Driver:
         self.restarts += 1
 
     def totals(self) -> tuple[Counter, Counter]:
-        ops, statuses = Counter(), Counter()
+        ops, statuses = Counter(), Counter(self.checker.statuses)
         for c in self.clients:
             ops.update(c.counts)
             statuses.update(c.statuses)

@@ -7,6 +7,7 @@ PostgreSQL with 2 server processes. Between batches a server is sometimes restar
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import zlib
@@ -30,6 +31,10 @@ CONFIGS: dict[str, tuple] = {
     "sqlite-4-workers": ("sqlite", 1, 4),
     "postgresql-2-processes": ("postgresql", 2, 1),
 }
+if importlib.util.find_spec("milvus_lite") is not None:  # issue 16: Milvus Lite (one process per file)
+    CONFIGS["sqlite-1-worker-milvus"] = (
+        "sqlite", 1, 1, {"MARGINFACE_SEARCH_BACKEND": "milvus", "MARGINFACE_MILVUS_URI": "{tmp}/milvus.db"}
+    )
 
 
 def _record(name: str, driver: Driver) -> None:
