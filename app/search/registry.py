@@ -156,17 +156,24 @@ class IndexRegistry:
             log.info("gallery %s: snapshot at %d is stale; rebuilding from the store", gallery.name, position)
             return None
         replayed = self.replay_tail(gallery.id, index, position)
+        if replayed < 0:
+            log.info("gallery %s: deleted or migrated since its snapshot: rebuilt", gallery.name)
+            return None
         log.info("gallery %s: snapshot at %d + %d changes replayed", gallery.name, position, replayed)
         return index
 
     def replay_tail(self, gallery_id: int, index: Any, position: int) -> int:
-        """Apply to ``index`` every change of the gallery with id > ``position`` (idempotent); how many."""
+        """Apply to ``index`` every change of the gallery with id > ``position`` (idempotent); how many.
+
+        -1 when the tail ends the index's life (gallery deleted or migrated): rebuild from the store.
+        """
         after, count = position, 0
         while True:
             changes = self.repo.changes_since(after, gallery_id=gallery_id, limit=BATCH)
             if not changes:
                 return count
-            self._apply_to(index, gallery_id, changes)
+            if self._apply_to(index, gallery_id, changes):
+                return -1
             count += len(changes)
             after = int(changes[-1].id)
 
