@@ -71,7 +71,7 @@ class IndexRegistry:
         self._high = 0  # highest change id applied
         self._gaps: dict[int, float] = {}  # ids below _high not seen yet → since when (monotonic)
         self.reloads = 0  # full reloads after the log was pruned past our position (tests watch this)
-        self._suspects: set[str] = set()  # galleries out of step at the last heal()
+        self._suspects: dict[str, str] = {}  # galleries out of step at the last heal() → how
 
     # positions
     @property
@@ -337,15 +337,16 @@ class IndexRegistry:
         A safety net, not the mechanism: ordered replay keeps indexes exact; this bounds the damage of
         anything unforeseen (e.g. a transaction that committed after its change-log gap timed out).
         """
-        suspects = {p.split(":", 1)[0] for p in self.out_of_step()}
+        suspects = {p.split(":", 1)[0]: p for p in self.out_of_step()}
         healed = []
         for gallery in self.repo.list_galleries():
-            if gallery.name in suspects and gallery.name in self._suspects:
+            # the very same counts twice: not a write in flight (those move the counts between checks)
+            if gallery.name in suspects and self._suspects.get(gallery.name) == suspects[gallery.name]:
                 with self.gallery_lock(gallery.id):
                     self._install(gallery.id, self._build(gallery, full=True))
                 log.warning("gallery %s: index out of step with the store; rebuilt from it", gallery.name)
                 healed.append(gallery.name)
-        self._suspects = suspects - set(healed)
+        self._suspects = {name: p for name, p in suspects.items() if name not in healed}
         return healed
 
     def add_local(self, gallery: Gallery, face_ids: list[int], subject_id: int, vectors: np.ndarray) -> None:
