@@ -74,7 +74,10 @@ def test_kill_9_during_enrollments_loses_no_acknowledged_face(default_pack, tmp_
         r = httpx.post(
             f"{again.url}/identify", data={"gallery": "d"}, files={"image": jpeg_file(t1_faces[0]["crop"])}
         )
-        assert r.json()["faces"][0]["match"] is not None
+        # the same face is enrolled under several subjects here, so an open-set decision may call it
+        # ambiguous (match null); the index answering with the stored face is what this test is about
+        best = r.json()["faces"][0]["candidates"][0]
+        assert best["similarity"] > 0.9 and best["face_id"] in set(acknowledged) | stored
 
 
 @pytest.mark.postgres
