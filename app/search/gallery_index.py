@@ -194,9 +194,11 @@ class GalleryIndex:
         with self._lock:
             self._table.load(state["ids"], state["subjects"], state["vectors"])
             index = state["index"]
-            if isinstance(index, faiss.IndexIVF) and not self.params.target_recall:
-                index.nprobe = factory.nprobe_for(self.params, index.nlist)  # else: as calibrated
-            elif index is not None and isinstance(faiss.downcast_index(index.index), faiss.IndexHNSW):
+            if isinstance(index, faiss.IndexIVF):
+                if not self.params.target_recall:  # else: as calibrated when it was built
+                    index.nprobe = factory.nprobe_for(self.params, index.nlist)
+            elif isinstance(index, faiss.IndexIDMap) and isinstance(faiss.downcast_index(index.index),
+                                                                    faiss.IndexHNSW):
                 faiss.downcast_index(index.index).hnsw.efSearch = self.params.hnsw_ef_search
             self._index, self._kind, self._trained_at = index, state["kind"], int(state["trained_at"])
             self._removable = factory.removable(index)
