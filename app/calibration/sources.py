@@ -16,6 +16,11 @@ from app.calibration.estimate import CalibrationInput
 DEFAULT_MAX_PROBES = 5000
 
 
+def _rows_per_chunk(gallery_faces: int, budget: int = 20_000_000) -> int:
+    """Probe rows per matrix product so one probe × face block stays near ``budget`` floats (80 MB)."""
+    return max(8, min(2048, budget // max(gallery_faces, 1)))
+
+
 def _columns(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     order = np.argsort(labels, kind="stable")
     subjects, starts = np.unique(labels[order], return_index=True)
@@ -41,8 +46,9 @@ def leave_one_subject_out(
     position[order] = np.arange(len(emb))
     counts = np.diff(np.append(starts, len(emb)))
     non_mated, mated_best, mated_correct = [], [], []
-    for i in range(0, len(picks), 2048):
-        rows = picks[i : i + 2048]
+    step = _rows_per_chunk(len(emb))
+    for i in range(0, len(picks), step):
+        rows = picks[i : i + step]
         sims = emb[rows] @ g.T
         sims[np.arange(len(rows)), position[rows]] = -np.inf  # never against itself
         per_subject = np.maximum.reduceat(sims, starts, axis=1)
@@ -68,9 +74,10 @@ def probe_scores(
     labels = np.asarray(labels)
     order, subjects, starts = _columns(labels)
     g = np.asarray(embeddings, np.float32)[order]
+    step = _rows_per_chunk(len(g))
     out = [
-        np.maximum.reduceat(np.asarray(probes[i : i + 2048], np.float32) @ g.T, starts, axis=1)
-        for i in range(0, len(probes), 2048)
+        np.maximum.reduceat(np.asarray(probes[i : i + step], np.float32) @ g.T, starts, axis=1)
+        for i in range(0, len(probes), step)
     ]
     return (np.concatenate(out) if out else np.zeros((0, len(subjects)), np.float32)), subjects
 

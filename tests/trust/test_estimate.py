@@ -100,3 +100,20 @@ def test_quantile_threshold_matches_the_normal_quantile_and_wilson_covers() -> N
     lo, hi = wilson(10, 1000)
     assert lo < 0.01 < hi and hi - lo < 0.02
     assert math.isclose(sum(wilson(0, 50)), wilson(0, 50)[1])
+
+
+def test_leave_one_subject_out_hides_the_probe_and_its_subject() -> None:
+    from app.calibration.sources import build_input, leave_one_subject_out
+
+    # subject 7: faces 0, 1; subject 3: face 2; subject 5: face 3 (unit vectors in 3-D)
+    emb = np.array([[1, 0, 0], [0.8, 0.6, 0], [0, 1, 0], [0.6, 0, 0.8]], np.float32)
+    labels = np.array([7, 7, 3, 5])
+    non_mated, mated_best, mated_correct = leave_one_subject_out(emb, labels)
+    # columns are subjects 3, 5, 7; a probe's own subject is hidden (NaN)
+    assert np.isnan(non_mated[0, 2]) and np.isnan(non_mated[2, 0]) and np.isnan(non_mated[3, 1])
+    assert non_mated[0, :2] == pytest.approx([0.0, 0.6])
+    assert non_mated[3, [0, 2]] == pytest.approx([0.0, 0.6])  # face 3 vs subject 7: best of faces 0, 1
+    # only subject 7 has a second face: faces 0 and 1 are mated probes against each other (0.8)
+    assert mated_best == pytest.approx([0.8, 0.8]) and mated_correct.all()
+    data, counts = build_input(emb, labels, impostors=emb[:1] * -1)
+    assert counts["gallery_non_mated"] == 4 and counts["impostors"] == 1 and data.gallery_subjects == 3
