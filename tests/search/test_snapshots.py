@@ -24,7 +24,7 @@ def _registry(repo: Repository, root) -> IndexRegistry:
 
 def _gallery_with_faces(repo: Repository):
     gallery = repo.create_gallery("big", "default", "1", DIM, "ivf_sq8")
-    ids, subjects, vectors = clustered(N + 100, seed=9)
+    ids, subjects, vectors = clustered(N + 100, seed=9, per_subject=20)
     made = {}
     for s in np.unique(subjects[:N]).tolist():
         subject = repo.create_subject(gallery.id, f"s{s}")
