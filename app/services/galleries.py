@@ -136,14 +136,6 @@ class GalleryService:
                 raise NotFound.of("subject", subject_id)
             index.remove_subject(subject_id)
 
-    def delete_subject_if_empty(self, gallery: Gallery, subject_id: int) -> bool:
-        """Remove a subject a failed enrollment created, unless another request enrolled into it."""
-        with self.indexes.writing(gallery) as index:
-            deleted = self.repo.delete_subject_if_empty(gallery.id, subject_id)
-            if deleted:
-                index.remove_subject(subject_id)
-            return deleted
-
     # faces
     def delete_face(self, gallery: Gallery, face_id: int) -> None:
         """Delete one face; it leaves this process's search before this returns."""

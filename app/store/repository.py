@@ -253,19 +253,6 @@ class Repository:
                 s.add(Change(gallery_id=gallery_id, kind="subject_delete", subject_id=subject_id))
             return bool(result.rowcount)
 
-    def delete_subject_if_empty(self, gallery_id: int, subject_id: int) -> bool:
-        """Delete a subject only while it has no face (a concurrent enrollment wins); True if deleted."""
-        with self.session() as s:
-            if not self._lock_subject(s, gallery_id, subject_id):
-                return False
-            has_faces = select(FaceRecord.id).where(FaceRecord.subject_id == subject_id).exists()
-            result = s.execute(
-                delete(Subject).where(Subject.gallery_id == gallery_id, Subject.id == subject_id, ~has_faces)
-            )
-            if result.rowcount:
-                s.add(Change(gallery_id=gallery_id, kind="subject_delete", subject_id=subject_id))
-            return bool(result.rowcount)
-
     # faces
     def add_faces(self, gallery: Gallery, subject_id: int, faces: Sequence[NewFace]) -> list[int]:
         """Store faces of one subject and their change-log entries in one transaction; returns their ids."""

@@ -146,7 +146,6 @@ def test_subject_delete_is_per_gallery_and_logged(engine):
     before = repo.last_change_id()
     assert not repo.delete_subject(g2.id, s1.id)  # another gallery's subject: untouched
     assert repo.gallery_counts(g1.id) == (1, 1) and repo.last_change_id() == before
-    assert not repo.delete_subject_if_empty(g1.id, s1.id)  # it has a face
     assert repo.delete_subject(g1.id, s1.id)
     kinds = [(c.kind, c.subject_id) for c in repo.changes_since(before)]
     assert kinds == [("subject_delete", s1.id)]
