@@ -39,7 +39,9 @@ def test_corrupted_onnx_weights_fail_parity_and_leave_no_pack(
     out = tmp_path / "pack"
     with pytest.raises(ExportError) as err:
         export_pack(
-            ExportOptions(checkpoint=tiny_checkpoint, out=out, threshold=0.3, exporter="torchscript")
+            ExportOptions(
+                checkpoint=tiny_checkpoint, out=out, threshold=0.3, exporter="torchscript", trust_code=True
+            )
         )
     assert err.value.code == "parity_failed"
     assert "cosine" in str(err.value)
@@ -52,7 +54,7 @@ def test_fp16_passes_its_own_bar_and_fp32_bar_rejects_noise(
     from training.export.checkpoint import load_checkpoint
     from training.export.parity import check_parity, compare, torch_embeddings
 
-    model = load_checkpoint(tiny_checkpoint).model
+    model = load_checkpoint(tiny_checkpoint, trust_code=True).model
     fp32 = tmp_path / "m.onnx"
     facts = onnx_export.export_onnx(model, fp32, exporter="torchscript")
     assert facts["opset"] >= 17
@@ -84,6 +86,7 @@ def test_int8_export_reports_accuracy_change(
             int8_min_cosine=0.5,  # an untrained net quantises far worse than a trained one
             eval_bin=small_bin,
             exporter="torchscript",
+            trust_code=True,  # the tiny backbone is tests.export.tiny_backbone:build
         )
     )
     assert summary["precision"] == "int8"
@@ -104,7 +107,7 @@ def test_int8_below_the_default_bar_is_refused(
     from training.export.parity import check_parity, torch_embeddings
     from training.export.quantize import quantize_int8
 
-    model = load_checkpoint(tiny_checkpoint).model
+    model = load_checkpoint(tiny_checkpoint, trust_code=True).model
     fp32 = tmp_path / "m.onnx"
     onnx_export.export_onnx(model, fp32, exporter="torchscript")
     quantize_int8(fp32, tmp_path / "q.onnx", reference_faces)
@@ -127,7 +130,8 @@ def test_cli_tensorrt_without_tensorrt_says_what_is_missing(
     if missing is None:
         pytest.skip("TensorRT and a GPU are present here")
     out = tmp_path / "trt-pack"
-    code = main(["export", str(tiny_checkpoint), "--out", str(out), "--tensorrt", "--threshold", "0.3"])
+    code = main(["export", str(tiny_checkpoint), "--out", str(out), "--tensorrt", "--threshold", "0.3",
+                 "--trust-code"])
     err = capsys.readouterr().err
     assert code == 1
     assert "tensorrt_unavailable" in err and "tensorrt" in err.lower()
@@ -138,7 +142,7 @@ def test_cli_tensorrt_without_tensorrt_says_what_is_missing(
 def test_cli_refuses_export_without_a_threshold_source(tmp_path: Path, tiny_checkpoint: Path, capsys):
     from cli.main import main
 
-    code = main(["export", str(tiny_checkpoint), "--out", str(tmp_path / "p")])
+    code = main(["export", str(tiny_checkpoint), "--out", str(tmp_path / "p"), "--trust-code"])
     assert code == 1
     assert "bad_eval_set" in capsys.readouterr().err
 

@@ -20,6 +20,7 @@ def test_collect_summarises_a_finished_run(
     shutil.copytree(trained_checkpoint.parent, run)
     plots = run / "lfw_plots"
     args = ["eval", "bin", "--bin", str(lfw_like_bin), "--checkpoint", str(run / "checkpoint_last.pt")]
+    args.append("--trust-code")  # the tiny test backbone is tests.training.tiny:tiny_net
     assert cli_main([*args, "--flip", "--json", str(run / "lfw.json"), "--plots", str(plots)]) == 0
     report = json.loads((run / "lfw.json").read_text())
 

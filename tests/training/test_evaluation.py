@@ -56,6 +56,7 @@ def test_eval_bin_with_checkpoint_json_and_plots(
                 str(lfw_like_bin),
                 "--checkpoint",
                 str(trained_checkpoint),
+                "--trust-code",  # the tiny test backbone is tests.training.tiny:tiny_net
                 "--flip",
                 "--json",
                 str(out),
@@ -73,7 +74,7 @@ def test_eval_bin_with_checkpoint_json_and_plots(
     from training.evaluation.verification import load_bin, pair_cosines
 
     images, issame = load_bin(lfw_like_bin)
-    backbone, _ = load_backbone(trained_checkpoint)
+    backbone, _ = load_backbone(trained_checkpoint, trust_code=True)
     expected = evaluate_verification(pair_cosines(embed_crops(backbone, images, flip=True)), issame)
     assert report["accuracy"] == pytest.approx(expected.accuracy)
     assert report["tar_at_far"]["0.1"]["threshold"] == pytest.approx(expected.tar_at_far["0.1"]["threshold"])
@@ -86,7 +87,8 @@ def test_eval_bin_with_checkpoint_json_and_plots(
     assert rescored.accuracy == pytest.approx(report["accuracy"])
     assert (
         cli_main(
-            ["eval", "bin", "--bin", str(tmp_path / "none.bin"), "--checkpoint", str(trained_checkpoint)]
+            ["eval", "bin", "--bin", str(tmp_path / "none.bin"), "--checkpoint", str(trained_checkpoint),
+             "--trust-code"]
         )
         == 1
     )
@@ -98,7 +100,7 @@ def test_flip_embedding_is_the_normalised_sum(trained_checkpoint: Path, lfw_like
     from training.evaluation.verification import load_bin
 
     images = np.stack(load_bin(lfw_like_bin)[0][:4])
-    backbone, _ = load_backbone(trained_checkpoint)
+    backbone, _ = load_backbone(trained_checkpoint, trust_code=True)
     plain = embed_crops(backbone, images, flip=False)
     assert np.allclose(np.linalg.norm(plain, axis=1), 1.0, atol=1e-5)
     import torch
@@ -136,6 +138,7 @@ def test_eval_ident_over_aligned_folders(trained_checkpoint: Path, face_folder: 
                 "--aligned",
                 "--checkpoint",
                 str(trained_checkpoint),
+                "--trust-code",  # the tiny test backbone is tests.training.tiny:tiny_net
                 "--ranks",
                 "1,3",
                 "--fpir",
@@ -201,6 +204,7 @@ def test_eval_pairs_with_checkpoint_uses_the_checkpoint_backbone(
                 str(default_pack),
                 "--checkpoint",
                 str(trained_checkpoint),
+                "--trust-code",  # the tiny test backbone is tests.training.tiny:tiny_net
                 "--json",
                 str(out),
             ]
@@ -287,6 +291,7 @@ def test_onnx_engine_gives_the_torch_embeddings(
                     str(lfw_like_bin),
                     "--checkpoint",
                     str(trained_checkpoint),
+                    "--trust-code",
                     "--engine",
                     engine,
                     "--json",
