@@ -24,6 +24,9 @@ class MonitorSettings(BaseSettings):
     )
     monitor_track_timeout_s: float = Field(default=1.0, gt=0.0, description="a track unseen this long ends")
     monitor_vote_frames: int = Field(default=3, ge=1, description="embedded frames that decide a track")
+    monitor_unknown_wait_s: float = Field(
+        default=1.5, ge=0.0, description="a track is called unknown only after this long (or when it ends)"
+    )
     monitor_reconnect_max_s: float = Field(default=30.0, gt=0.0)
     monitor_open_timeout_s: float = Field(default=10.0, gt=0.0)
     cluster_threshold: float | None = Field(

@@ -23,10 +23,22 @@ from app.monitors.voting import Ballot, vote
 log = logging.getLogger("marginface.monitors")
 
 
-def quality(score: float, box: np.ndarray) -> float:
-    """Detector confidence times size (saturating at the recogniser's 112 px input)."""
+def sharpness(image: np.ndarray, box: np.ndarray) -> float:
+    """0..1 from the variance of the Laplacian of the face at 64×64 (blur and motion make it small)."""
+    h, w = image.shape[:2]
+    x1, y1 = max(0, int(box[0])), max(0, int(box[1]))
+    x2, y2 = min(w, int(box[2])), min(h, int(box[3]))
+    if x2 - x1 < 4 or y2 - y1 < 4:
+        return 0.0
+    gray = cv2.cvtColor(image[y1:y2, x1:x2], cv2.COLOR_BGR2GRAY)
+    var = float(cv2.Laplacian(cv2.resize(gray, (64, 64), interpolation=cv2.INTER_AREA), cv2.CV_64F).var())
+    return var / (var + 50.0)
+
+
+def quality(score: float, box: np.ndarray, sharp: float = 1.0) -> float:
+    """Detector confidence × size (saturating at the recogniser's 112 px input) × sharpness."""
     side = float(min(box[2] - box[0], box[3] - box[1]))
-    return float(score) * min(1.0, side / 112.0)
+    return float(score) * min(1.0, side / 112.0) * sharp
 
 
 def snapshot(image: np.ndarray, box: np.ndarray, margin: float = 0.4) -> bytes | None:
@@ -173,11 +185,13 @@ class MonitorWorker:
         tracks, ended = self.tracker.update(boxes, at)
         keep = self.settings.monitor_vote_frames
         chosen = []
+        pending = []
         for face, box, track in zip(faces, boxes, tracks, strict=True):
             if track.decided:
                 self._seen(track, at)
                 continue
-            q = quality(face.score, face.box)
+            pending.append(track)
+            q = quality(face.score, face.box, sharpness(view, face.box))
             if track.wants(q, keep):
                 chosen.append((face, box, track, q))
         if chosen:
@@ -188,8 +202,18 @@ class MonitorWorker:
             for (face, box, track, q), emb in zip(chosen, embeddings, strict=True):
                 track.add(Sample(q, emb, snapshot(image, box), at), keep)
                 track.det_score = max(getattr(track, "det_score", 0.0), float(face.score))
-                if len(track.samples) >= keep:
-                    await self._decide(track)
+                track.fresh = True
+        wait = self.settings.monitor_unknown_wait_s
+        for track in pending:
+            if track.decided or len(track.samples) < keep:
+                continue
+            # a vote on new sightings; "unknown" is final only once the track is old enough: an enrolled
+            # person whose first sightings were poor (entering, turned, blurred) gets better ones meanwhile
+            overdue = at - track.first_seen >= wait and not getattr(track, "waited", False)
+            if getattr(track, "fresh", False) or overdue:
+                track.fresh = False
+                track.waited = overdue
+                await self._decide(track, final=overdue)
         self.frames_processed += 1
         self._processed_at.append(time.time())
         await self._finish(ended)
@@ -214,7 +238,7 @@ class MonitorWorker:
     async def _finish(self, ended: list[Track]) -> None:
         for track in ended:
             if not track.decided and track.samples:
-                await self._decide(track)
+                await self._decide(track, final=True)
             if track.event is not None:
                 await asyncio.to_thread(self.events.store.touch, track.event["id"], stamp(track.last_seen))
 
@@ -225,8 +249,8 @@ class MonitorWorker:
         elif key is not None and key[1] in self._recent_unknown:
             self._recent_unknown[key[1]] = (self._recent_unknown[key[1]][0], at)
 
-    async def _decide(self, track: Track) -> None:
-        track.decided = True
+    async def _decide(self, track: Track, final: bool) -> None:
+        """Vote; an ``unknown`` outcome only counts when ``final`` (the track ended or waited long enough)."""
         index = await asyncio.to_thread(self.ctx.galleries.indexes.get, self.gallery)
         queries = np.stack([s.embedding for s in track.samples])
         hits = await asyncio.to_thread(index.search, queries, 1) if index.size else [[] for _ in queries]
@@ -238,6 +262,9 @@ class MonitorWorker:
             ballots.append(Ballot(best.subject_id if matched else None,
                                   best.similarity if best else 0.0, sample.quality))
         decision = vote(ballots)
+        if decision.kind == "unknown" and not final:
+            return
+        track.decided = True
         mean = queries.mean(axis=0)
         mean = mean / max(float(np.linalg.norm(mean)), 1e-9)
         absence = self.monitor.absence_s

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import cv2
 import numpy as np
 
@@ -53,3 +55,25 @@ def test_file_monitor_events_clusters_and_enroll(make_client, cam_env, people, s
     assert client.get("/monitors/door").status_code == 404
     assert client.delete(f"/events/{events[0]['id']}").status_code == 200
     assert client.get(f"/events/{events[0]['id']}").status_code == 404
+
+
+def test_poor_first_sightings_do_not_make_an_enrolled_person_unknown(make_client, cam_env, people,
+                                                                     scene_video):
+    """person0 walks in blurred (detected, but matching nobody) for three frames, then sharp: one event,
+    recognized: "unknown" waits for better sightings (MARGINFACE_MONITOR_UNKNOWN_WAIT_S)."""
+    from tests.monitors.media import FPS, Appearance, render_frames, write_h264
+
+    timeline = [Appearance("person0", 0.6, 3.4, "left")]
+    frames = list(render_frames(people, timeline=timeline, duration=4.0))
+    for i in range(3, 6):  # 0.6 s .. 1.2 s: strongly blurred
+        frames[i] = cv2.GaussianBlur(frames[i], (0, 0), 6)
+    video = write_h264(scene_video.parent / "blurred_entry.mp4", frames)
+    client = make_client()
+    enroll(client, people)
+    assert client.post("/monitors", json={"name": "entry", "source": str(video), "gallery": "cam",
+                                          "fps": FPS, "absence_s": 1.5}).status_code == 201
+    wait_state(client, "entry", "finished", 30)
+    time.sleep(1.5)
+    events = client.get("/events", params={"monitor": "entry"}).json()["events"]
+    assert [(e["kind"], e["subject"]) for e in events] == [("recognized", "person0")], [
+        (e["kind"], e["subject"], e["details"]) for e in events]
