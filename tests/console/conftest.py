@@ -37,6 +37,7 @@ def browser() -> Iterator[object]:
     if executable is None:
         pytest.skip("Chromium is not installed (scripts/ci/setup_chromium.sh installs Debian's chromium)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (dev extra)")
+    sync_api.expect.set_options(timeout=20_000)  # a shared 2-core CI machine can be slow
     with sync_api.sync_playwright() as p:
         # a fake camera (a test pattern, no face) so the webcam path runs without a device
         fake_camera = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]

@@ -109,7 +109,7 @@ def test_walkthrough(page, live, t1_bgr, t1_faces, t1_image_path, tmp_path, shot
 
     # identify the group photo: six boxes, the three enrolled people named on the right faces
     nav(page, "Identify").click()
-    page.get_by_label("Gallery").select_option("people")
+    page.get_by_label("Gallery", exact=True).select_option("people")
     page.get_by_label("Choose a photo").set_input_files(str(t1_image_path))
     boxes = page.locator(".result-area .box")
     expect(boxes).to_have_count(6)
@@ -124,7 +124,7 @@ def test_walkthrough(page, live, t1_bgr, t1_faces, t1_image_path, tmp_path, shot
     # verify: Alice's photo against the enrolled subject Alice, then against Carol
     nav(page, "Verify").click()
     page.get_by_label("Compare", exact=True).select_option("subject")
-    page.get_by_label("Gallery").select_option("people")
+    page.get_by_label("Gallery", exact=True).select_option("people")
     page.get_by_label("First photo").set_input_files(str(tmp_path / "alice.jpg"))
     page.get_by_label("Subject", exact=True).fill("Alice")
     page.get_by_role("button", name="Compare", exact=True).click()
@@ -220,7 +220,7 @@ def test_hostile_name_stays_text(page, live, astronaut_jpeg, tmp_path, shots) ->
     expect(page.get_by_role("heading", level=1)).to_have_text(XSS)
     assert "<script>alert(2)</script>" in page.get_by_label("Metadata (JSON object)").input_value()
     nav(page, "Identify").click()
-    page.get_by_label("Gallery").select_option("xss")
+    page.get_by_label("Gallery", exact=True).select_option("xss")
     photo = tmp_path / "astronaut.jpg"
     photo.write_bytes(astronaut_jpeg)
     page.get_by_label("Choose a photo").set_input_files(str(photo))
@@ -302,7 +302,7 @@ def test_webcam_photo_is_enrolled_or_refused(page, live) -> None:
         api.post("/galleries", json={"name": "webcam"})
     sign_in(page, live, live["admin"])
     nav(page, "Enroll").click()
-    page.get_by_label("Gallery").select_option("webcam")
+    page.get_by_label("Gallery", exact=True).select_option("webcam")
     page.get_by_label("Subject name").fill("Someone")
     page.get_by_role("button", name="Use webcam").click()
     expect(page.get_by_label("webcam preview")).to_be_visible()
@@ -323,7 +323,8 @@ def test_keyboard_only(page, live) -> None:
     with admin_api(live) as api:
         api.post("/galleries", json={"name": "keyboard"})
     page.goto(f"{live['url']}/")
-    page.keyboard.type(live["admin"])  # the key field has the focus
+    expect(page.get_by_label("API key")).to_be_focused()  # the page puts the focus there
+    page.keyboard.type(live["admin"])
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="Galleries", exact=True)).to_be_visible()
     delete = page.get_by_role("button", name="Delete gallery keyboard")

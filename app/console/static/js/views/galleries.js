@@ -3,9 +3,10 @@ import { api, enc } from "../api.js";
 import { alertBox, clear, confirmDialog, describeError, field, fmtDate, fmtNum, h, toast } from "../dom.js";
 
 export async function galleriesView(ctx) {
-  const [{ galleries }, ready] = await Promise.all([api("/galleries"), api("/readyz").catch((e) => e.body || {})]);
+  const [{ galleries }, ready, schema] = await Promise.all([
+    api("/galleries"), api("/readyz").catch((e) => e.body || {}), ctx.admin ? createSchema() : null]);
   const section = h("section", { "aria-labelledby": "gal-title" }, h("h1", { id: "gal-title" }, "Galleries"));
-  if (ctx.admin) section.append(createForm(ctx, (ready && ready.packs) || []));
+  if (ctx.admin) section.append(createForm(ctx, (ready && ready.packs) || [], schema));
   if (!galleries.length) {
     section.append(h("p", { class: "empty" }, "No gallery yet."));
     return section;
@@ -43,7 +44,21 @@ function deleteButton(ctx, name) {
   }, "Delete");
 }
 
-function createForm(ctx, packs) {
+/** What POST /galleries accepts, from the server's OpenAPI: the index kinds and whether keep_crops exists. */
+async function createSchema() {
+  const fallback = { kinds: ["flat", "ivf", "hnsw"], keepCrops: false };
+  try {
+    const spec = await api("/openapi.json");
+    const props = spec.components.schemas.GalleryCreate.properties;
+    const index = props.index || {};
+    const kinds = [index, ...(index.anyOf || [])].flatMap((v) => v.enum || []);
+    return { kinds: kinds.length ? kinds : fallback.kinds, keepCrops: "keep_crops" in props };
+  } catch {
+    return fallback;
+  }
+}
+
+function createForm(ctx, packs, schema) {
   const name = h("input", {
     required: true, pattern: "[A-Za-z0-9][A-Za-z0-9_.\\-]{0,127}", autocomplete: "off",
     placeholder: "e.g. staff", title: "letters, digits, _ . - (128 at most)",
@@ -51,12 +66,14 @@ function createForm(ctx, packs) {
   const pack = h("select", {}, h("option", { value: "" }, "server default"),
     packs.map((p) => h("option", { value: p.name }, `${p.name} ${p.version}`)));
   const index = h("select", {}, h("option", { value: "" }, "server default"),
-    ["flat", "ivf", "hnsw"].map((k) => h("option", { value: k }, k)));
+    schema.kinds.map((k) => h("option", { value: k }, k)));
+  const keep = schema.keepCrops ? h("input", { type: "checkbox", id: "keep-crops", checked: true }) : null;
   const out = h("div", {});
   const form = h("form", { class: "card inline", "aria-label": "New gallery" },
     h("h2", {}, "New gallery"),
     h("div", { class: "row wrap" },
       field("Name", name), field("Model pack", pack), field("Index kind", index),
+      keep ? h("div", { class: "field check actions" }, keep, h("label", { for: "keep-crops" }, "Keep face crops")) : null,
       h("div", { class: "field actions" }, h("button", { type: "submit" }, "Create gallery"))),
     out);
   form.addEventListener("submit", async (e) => {
@@ -65,6 +82,7 @@ function createForm(ctx, packs) {
     const body = { name: name.value.trim() };
     if (pack.value) body.pack = pack.value;
     if (index.value) body.index = index.value;
+    if (keep && !keep.checked) body.keep_crops = false;
     try {
       await api("/galleries", { method: "POST", json: body });
       toast(`Gallery ${body.name} created`);
@@ -74,23 +92,24 @@ function createForm(ctx, packs) {
   return form;
 }
 
-/** Threshold and calibration, in whichever shape the server reports them (fields are optional). */
+/** Threshold and calibration state as the server reports them (GET /galleries/{g}; fields optional). */
 function calibrationFacts(g, packs) {
-  const facts = [];
   const pack = packs.find((p) => p.name === g.pack.name);
-  const threshold = g.threshold ?? (g.calibration && g.calibration.threshold) ?? (pack && pack.threshold);
-  facts.push(["Threshold", typeof threshold === "number" ? fmtNum(threshold) : "—"]);
   const cal = g.calibration;
+  const applies = cal && cal.applies !== false;
+  const threshold = (applies && (cal.threshold_now ?? cal.threshold)) ?? g.threshold ?? (pack && pack.threshold);
+  const facts = [["Threshold", typeof threshold === "number" ? fmtNum(threshold) : "—"]];
   if (cal === undefined) facts.push(["Calibration", "not reported by this server"]);
-  else if (cal === null) facts.push(["Calibration", "not calibrated (pack default threshold)"]);
-  else if (typeof cal === "object") {
+  else if (cal === null) facts.push(["Calibration", "not calibrated: the pack's threshold"]);
+  else {
     const parts = [];
-    if (cal.state || cal.status) parts.push(String(cal.state || cal.status));
-    if (cal.target_far !== undefined) parts.push(`target FAR ${cal.target_far}`);
-    if (cal.far !== undefined) parts.push(`FAR ${cal.far}`);
-    if (cal.calibrated_at) parts.push(`on ${fmtDate(cal.calibrated_at)}`);
+    if (cal.target_fpir !== undefined) parts.push(`target FPIR ${cal.target_fpir}`);
+    if (cal.gallery_subjects !== undefined) parts.push(`at ${cal.gallery_subjects} subjects`);
+    if (cal.calibrated_at || cal.created_at) parts.push(`on ${fmtDate(cal.calibrated_at || cal.created_at)}`);
+    if (cal.applies === false) parts.push("made for another pack: not applied");
+    if (cal.recalibrate) parts.push("the gallery has grown: recalibrate");
     facts.push(["Calibration", parts.join(", ") || "calibrated"]);
-  } else facts.push(["Calibration", String(cal)]);
+  }
   return facts;
 }
 
