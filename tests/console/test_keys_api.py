@@ -99,3 +99,9 @@ def test_console_is_served_with_a_strict_csp(keyed) -> None:
     assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
     assert client.get("/console/../app/settings.py").status_code == 404
     assert client.get("/console/%2e%2e/%2e%2e/main.py").status_code == 404
+
+
+def test_whoami_without_auth(make_client, tmp_path) -> None:
+    """On a --no-auth server the console signs in by itself: /keys/me says auth is off."""
+    client = make_client(f"sqlite:///{tmp_path / 'open.db'}", auth=False)
+    assert client.get("/keys/me").json() == {"auth": False, "admin": True, "name": None, "prefix": None}
