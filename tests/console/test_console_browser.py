@@ -344,3 +344,27 @@ def test_keyboard_only(page, live) -> None:
     expect(page.get_by_role("row", name="keyboard")).to_have_count(0)
     with admin_api(live) as api:
         assert api.get("/galleries/keyboard").status_code == 404
+
+
+def test_subject_search_and_pages(page, live) -> None:
+    with admin_api(live) as api:
+        api.post("/galleries", json={"name": "crowd"})
+        for i in range(30):
+            assert api.post("/galleries/crowd/subjects", json={"name": f"member-{i:02d}"}).status_code == 201
+    sign_in(page, live, live["admin"])
+    page.goto(f"{live['url']}/console/#/galleries/crowd")
+    subjects = page.locator("ul.subjects li a")
+    expect(subjects).to_have_count(24)
+    expect(page.get_by_text("Page 1 · 30 subjects in the gallery")).to_be_visible()
+    page.get_by_role("button", name="Next page").click()
+    expect(subjects).to_have_text([f"member-{i:02d}" for i in range(24, 30)])
+    expect(page.get_by_role("button", name="Next page")).to_be_disabled()
+    page.get_by_role("button", name="Previous page").click()
+    expect(subjects).to_have_count(24)
+    page.get_by_label("Search subjects").fill("ber-2")  # member-20 … member-29, across both pages
+    expect(subjects).to_have_text([f"member-{i}" for i in range(20, 30)])
+    page.get_by_label("Search subjects").fill("nobody")
+    expect(page.get_by_text("No subject matches.")).to_be_visible()
+    page.get_by_label("Search subjects").fill("")
+    expect(subjects).to_have_count(24)
+    assert page.js_errors == []

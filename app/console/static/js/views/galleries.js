@@ -120,6 +120,8 @@ function cropFacts(g) {
 }
 
 const PAGE = 24;
+const SCAN_CALLS = 10; // a name search on a server without `q` reads at most 10,000 subjects
+const SHOW_MAX = 200;
 
 export async function galleryView(ctx, name) {
   const [g, ready] = await Promise.all([api(`/galleries/${enc(name)}`), api("/readyz").catch((e) => e.body || {})]);
@@ -150,26 +152,49 @@ function subjectList(ctx, gallery) {
   const starts = [0];
   let nextAfter = null;
 
-  async function load() {
-    const q = search.value.trim();
-    const after = starts[starts.length - 1];
-    const params = new URLSearchParams({ limit: String(PAGE), after: String(after) });
-    if (q) params.set("q", q);
-    let page;
-    try {
-      page = await api(`/galleries/${enc(gallery)}/subjects?${params}`);
-    } catch (err) { clear(list).append(alertBox(describeError(err))); return; }
-    // Filter here too, so the search is right even on a server that does not filter by q.
-    const needle = q.toLowerCase();
-    const shown = page.subjects.filter((s) => !needle || s.name.toLowerCase().includes(needle));
-    nextAfter = page.next_after;
-    clear(list).append(...shown.map((s) => h("li", {},
+  let serial = 0; // a newer load makes a slower one drop its answer
+
+  function show(subjects, after, text) {
+    nextAfter = after;
+    clear(list).append(...subjects.map((s) => h("li", {},
       h("a", { href: `#/galleries/${enc(gallery)}/subjects/${s.id}` }, s.name),
       h("span", { class: "badge" }, `${s.faces ?? 0} face${s.faces === 1 ? "" : "s"}`))));
-    if (!shown.length) list.append(h("li", { class: "empty" }, q ? "No subject matches." : "No subject yet."));
-    status.textContent = `Page ${starts.length} · ${page.total} subject${page.total === 1 ? "" : "s"} in the gallery`;
+    if (!subjects.length) list.append(h("li", { class: "empty" }, search.value.trim() ? "No subject matches." : "No subject yet."));
+    status.textContent = text;
     prev.disabled = starts.length === 1;
     next.disabled = nextAfter === null || nextAfter === undefined;
+  }
+
+  async function load() {
+    const mine = ++serial;
+    const q = search.value.trim();
+    const needle = q.toLowerCase();
+    const matches = (s) => s.name.toLowerCase().includes(needle);
+    const base = `/galleries/${enc(gallery)}/subjects`;
+    try {
+      const params = new URLSearchParams({ limit: String(PAGE), after: String(starts[starts.length - 1]) });
+      if (q) params.set("q", q);
+      const page = await api(`${base}?${params}`);
+      if (mine !== serial) return;
+      const total = `${page.total} subject${page.total === 1 ? "" : "s"} in the gallery`;
+      if (!q || page.subjects.every(matches)) { show(page.subjects, page.next_after, `Page ${starts.length} · ${total}`); return; }
+      // This server does not filter by name: scan here, 1000 subjects a call, SCAN_CALLS calls at most.
+      const found = [];
+      let cursor = 0, scanned = 0;
+      for (let call = 0; call < SCAN_CALLS && cursor !== null; call++) {
+        const chunk = await api(`${base}?limit=1000&after=${cursor}`);
+        scanned += chunk.subjects.length;
+        found.push(...chunk.subjects.filter(matches));
+        cursor = chunk.next_after ?? null;
+      }
+      if (mine !== serial) return;
+      starts.length = 1;
+      const partial = cursor !== null ? ` (searched the first ${scanned} only)` : "";
+      show(found.slice(0, SHOW_MAX), null,
+        `${found.length} match${found.length === 1 ? "" : "es"}${found.length > SHOW_MAX ? `, first ${SHOW_MAX} shown` : ""} · ${total}${partial}`);
+    } catch (err) {
+      if (mine === serial) clear(list).append(alertBox(describeError(err)));
+    }
   }
   prev.addEventListener("click", () => { if (starts.length > 1) { starts.pop(); load(); } });
   next.addEventListener("click", () => { if (nextAfter) { starts.push(nextAfter); load(); } });
