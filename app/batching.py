@@ -1,9 +1,10 @@
 """Micro-batching: crops from concurrent requests are embedded together, off the event loop.
 
-Requests ``submit`` N×112×112×3 crops and await their embeddings. A collector task takes queued crops
-until it has ``max_items`` or ``max_wait_ms`` passed since the first one arrived, runs the embedding
-function on one worker thread, and hands each request its rows back. While one batch runs, the next
-one fills up, so the batch size grows with the load.
+Requests ``submit`` N×112×112×3 crops and await their embeddings. A collector task waits for a free
+worker (``workers`` threads, one per pipeline of the thread topology, see models/topology.py), takes
+the crops queued by then, up to ``max_items``, and runs the embedding function on that worker. It waits up
+to ``max_wait_ms`` for more crops only while another batch is already running, so a lone request
+(concurrency 1) never waits; under load the batches fill while every worker is busy.
 """
 
 from __future__ import annotations
@@ -35,18 +36,23 @@ class MicroBatcher:
         max_items: int = 32,
         max_wait_ms: float = 5.0,
         on_batch: Callable[[int, float], None] | None = None,
+        workers: int = 1,
     ) -> None:
         self.fn = fn
         self.max_items = max_items
         self.max_wait_s = max_wait_ms / 1000.0
         self.on_batch = on_batch
+        self.workers = max(1, int(workers))
         self._queue: asyncio.Queue[_Pending] | None = None
         self._task: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._free: asyncio.Semaphore | None = None
+        self._running: set[asyncio.Task] = set()
 
     def start(self) -> None:
         if self._task is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
+            self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="embed")
+            self._free = asyncio.Semaphore(self.workers)
             self._queue = asyncio.Queue()
             self._task = asyncio.get_running_loop().create_task(self._run(), name="micro-batcher")
 
@@ -58,6 +64,9 @@ class MicroBatcher:
             except asyncio.CancelledError:
                 pass
             self._task = None
+        for task in list(self._running):
+            task.cancel()
+        self._running.clear()
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
@@ -73,13 +82,15 @@ class MicroBatcher:
         return await future
 
     async def _run(self) -> None:
-        assert self._queue is not None
+        assert self._queue is not None and self._free is not None
         carry: _Pending | None = None
         while True:
             first = carry or await self._queue.get()
             carry = None
+            await self._free.acquire()  # crops keep queueing while every worker is busy
+            busy = len(self._running) > 0
             batch, count = [first], len(first.items)
-            deadline = time.monotonic() + self.max_wait_s
+            deadline = time.monotonic() + (self.max_wait_s if busy else 0.0)
             while count < self.max_items:
                 if not self._queue.empty():
                     nxt = self._queue.get_nowait()
@@ -96,7 +107,14 @@ class MicroBatcher:
                     break
                 batch.append(nxt)
                 count += len(nxt.items)
-            await self._execute(batch)
+            task = asyncio.get_running_loop().create_task(self._execute(batch))
+            self._running.add(task)
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task) -> None:
+        self._running.discard(task)
+        if self._free is not None:
+            self._free.release()
 
     async def _execute(self, batch: list[_Pending]) -> None:
         live = [p for p in batch if not p.future.done()]  # a cancelled request's crops are skipped

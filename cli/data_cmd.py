@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("src", help="folder of raw photos, one sub-folder per identity")
     p.add_argument("dst", help="output folder for the aligned crops")
     p.add_argument("--pack", default="default", help="model pack for detection (default: default)")
-    p.add_argument("--workers", type=int, default=None, help="worker processes (default: min(4, CPUs))")
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
     p.add_argument("--overwrite", action="store_true", help="re-align photos whose crop already exists")
     p.add_argument("--quality", type=int, default=95, help="JPEG quality of the crops (default 95)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

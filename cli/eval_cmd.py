@@ -21,7 +21,9 @@ def register(subparsers) -> None:
     pairs.add_argument("--pairs", type=Path, required=True, help="pairs.txt (LFW format)")
     pairs.add_argument("--flip", action="store_true", help="flip test-time augmentation")
     pairs.add_argument("--json", type=Path, metavar="OUT", help="also write the result to this file")
-    pairs.add_argument("--workers", type=int, default=1, help="images processed concurrently (default 1)")
+    pairs.add_argument(
+        "--workers", type=int, default=None, help="images processed concurrently (default: one per core)"
+    )
     pairs.add_argument(
         "--no-face",
         choices=["mean-landmarks", "reject"],
@@ -47,6 +49,11 @@ def run_pairs(args: argparse.Namespace) -> int:
         raise MarginFaceError(
             f"{len(missing)} image(s) of the pairs file are missing, e.g. {missing[0]}", code="not_found"
         )
+    if args.workers is None or args.threads is None:  # issue 17: single-thread pipelines, one per core
+        from models.topology import topology_for_pack
+
+        topology = topology_for_pack(args.pack, args.providers, threads=args.threads, pipelines=args.workers)
+        args.workers, args.threads = topology.pipelines, topology.threads
     pipeline = load_pipeline(args)
     if getattr(args, "checkpoint", None) is not None:  # eval pairs --checkpoint (cli.eval_train_cmd)
         from cli.eval_train_cmd import apply_checkpoint

@@ -16,10 +16,11 @@ within one bound.
 from __future__ import annotations
 
 import io
+import math
 import os
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -309,3 +310,55 @@ def _composite(bgra: np.ndarray) -> np.ndarray:
     """Colour × alpha / 255, rounded: compositing on black (uint16 only for one strip)."""
     alpha = bgra[:, :, 3:4].astype(np.uint16)
     return ((bgra[:, :, :3] * alpha + 127) // 255).astype(np.uint8)
+
+
+# --- issue 17: JPEG decoded at reduced scale (libjpeg's DCT scaling) when far larger than needed --------
+
+
+@contextmanager
+def decoding_reduced(
+    data: bytes | bytearray | memoryview,
+    *,
+    min_side: int | Callable[[int, int], int | None] | None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    budget: MemoryBudget | None = None,
+) -> Iterator[tuple[np.ndarray, tuple[int, int]]]:
+    """``decoding`` that decodes a JPEG at 1/2, 1/4 or 1/8 scale while its longer side stays at least
+    ``min_side`` (None: full size; or a function of the upright full (width, height) returning it);
+    yields ``(array, (full_width, full_height))``, the full size upright.
+
+    The same limits apply: bytes and the declared (full) pixel count are checked before decoding, and
+    ``budget`` reserves the cost of the pixels actually decoded. Other formats decode at full size.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise InvalidImageError(f"expected encoded image bytes, got {type(data).__name__}", code="bad_image")
+    size = len(data)
+    if size == 0:
+        raise InvalidImageError("the image is empty (0 bytes)", code="empty_image")
+    if size > max_bytes:
+        raise InvalidImageError(
+            f"the image is {size} bytes, over the limit of {max_bytes} bytes", code="image_too_large"
+        )
+    data = bytes(data)
+    image = _open_lazily(data, max_pixels)
+    width, height = image.size
+    upright = (height, width) if _orientation(image) in (5, 6, 7, 8) else (width, height)
+    if callable(min_side):
+        min_side = min_side(*upright)
+    if min_side and _FORMAT_ALIASES.get(image.format, image.format) == "JPEG":
+        longest = max(width, height)
+        if longest >= 2 * min_side:
+            ratio = min_side / longest
+            try:  # PIL picks the largest DCT scale whose result is at least this size
+                image.draft(None, (max(1, math.ceil(width * ratio)), max(1, math.ceil(height * ratio))))
+            except Exception:  # noqa: BLE001 - a JPEG that cannot be scaled decodes at full size
+                pass
+    cost = decode_cost(*image.size)
+    reservation = budget.reserve(cost) if budget is not None else _nothing()
+    with reservation:
+        try:
+            array = _decode(image, data)
+        finally:
+            image.close()
+        yield array, upright

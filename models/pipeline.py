@@ -70,10 +70,15 @@ class FacePipeline:
         max_faces: int | None = None,
         min_size: float | None = None,
         score_threshold: float | None = None,
+        input_size: tuple[int, int] | None = None,
     ) -> list[Face]:
-        """Faces in an H×W×3 uint8 BGR image, highest score first."""
+        """Faces in an H×W×3 uint8 BGR image, highest score first (``input_size``: the detection canvas)."""
         return self.detector.detect(
-            image, score_threshold=score_threshold, max_faces=max_faces, min_size=min_size
+            image,
+            score_threshold=score_threshold,
+            max_faces=max_faces,
+            min_size=min_size,
+            input_size=input_size,
         )
 
     def align(self, image: np.ndarray, faces: list[Face]) -> np.ndarray:

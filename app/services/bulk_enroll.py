@@ -35,19 +35,26 @@ async def _enroll_all(ctx: AppContext, gallery_name: str, pack: str | None, todo
     outcomes: Counter = Counter()
     rejected_examples: list[str] = []
     step = ctx.settings.max_images_per_enroll
-    for name, paths in todo:
-        subject = await asyncio.to_thread(ctx.repo.get_or_create_subject, gallery.id, name)
-        for start in range(0, len(paths), step):
-            chunk = paths[start : start + step]
-            images = [ImageInput(p.read_bytes(), str(p)) for p in chunk]
-            for result in await ctx.enrollment.enroll(gallery, subject, images):
-                if "face_id" in result:
-                    outcomes["enrolled"] += 1
-                else:
-                    outcomes[result["error"]["code"]] += 1
-                    if len(rejected_examples) < 10:
-                        rejected_examples.append(f"  {result['name']}: {result['error']['code']}")
-            progress.update(len(chunk))
+    # issue 17: subjects run side by side, enough to keep every pipeline of the thread topology busy
+    topology = getattr(ctx.engines, "topology", None)
+    slots = asyncio.Semaphore(2 * (topology.pipelines if topology else 1))
+
+    async def one_subject(name: str, paths: list[Path]) -> None:
+        async with slots:
+            subject = await asyncio.to_thread(ctx.repo.get_or_create_subject, gallery.id, name)
+            for start in range(0, len(paths), step):
+                chunk = paths[start : start + step]
+                images = [ImageInput(p.read_bytes(), str(p)) for p in chunk]
+                for result in await ctx.enrollment.enroll(gallery, subject, images):
+                    if "face_id" in result:
+                        outcomes["enrolled"] += 1
+                    else:
+                        outcomes[result["error"]["code"]] += 1
+                        if len(rejected_examples) < 10:
+                            rejected_examples.append(f"  {result['name']}: {result['error']['code']}")
+                progress.update(len(chunk))
+
+    await asyncio.gather(*(one_subject(name, paths) for name, paths in todo))
     progress.close()
     if rejected_examples:
         print("rejected, e.g.:\n" + "\n".join(rejected_examples))

@@ -13,8 +13,9 @@ from app.batching import MicroBatcher
 from app.metrics import Metrics
 from app.services.errors import Conflict, Unavailable
 from app.settings import Settings
+from models.detectors.policy import DetectionPolicy, analyse_photo
 from models.face import Face
-from models.images import MemoryBudget, decode_cost_of, decoding
+from models.images import MemoryBudget, decode_cost_of
 
 log = logging.getLogger("marginface.server")
 
@@ -52,19 +53,22 @@ class Engine:
         self.threshold: float = float(pipeline.threshold)
         self.embedding_size: int = int(pipeline.embedding_size)
         self._executor = executor
+        self.detection_policy = DetectionPolicy.from_env()
         self.batcher = MicroBatcher(
             pipeline.embed_crops,
             max_items=settings.batch_max_faces,
             max_wait_ms=settings.batch_wait_ms,
             on_batch=metrics.batch_observer(self.name),
+            workers=getattr(executor, "_max_workers", 1),  # issue 17: one embedding worker per pipeline
         )
 
     def _analyse_sync(self, data: bytes, max_faces: int) -> Analysis:
         limits = {"max_bytes": self.settings.max_image_bytes, "max_pixels": self.settings.max_image_pixels}
-        with decoding(data, **limits, budget=self.decode_budget) as image:  # memory held until aligned
-            faces = self.pipeline.detect(image, max_faces=max_faces)
-            crops = self.pipeline.align(image, faces)
-            return Analysis(faces, crops, (int(image.shape[1]), int(image.shape[0])))
+        # issue 17: reduced JPEG decode and a canvas per photo; the decode budget is held until aligned
+        policy, budget = self.detection_policy, self.decode_budget
+        faces, crops, full = analyse_photo(self.pipeline, data, policy, max_faces=max_faces, budget=budget,
+                                           **limits)
+        return Analysis(faces, crops, full)
 
     async def analyse(self, data: bytes, max_faces: int | None = None) -> Analysis:
         """Decode (limits checked before decoding), detect and align, off the event loop."""
@@ -88,13 +92,27 @@ class Engine:
         }
 
 
+def server_topology(settings: Settings):
+    """The thread topology for the server's packs: ``detect_threads`` when set explicitly, else chosen
+    from the cores and the first pack's model size (models/topology.py; env MARGINFACE_ONNX_THREADS,
+    MARGINFACE_PIPELINES)."""
+    from models.topology import choose_topology, topology_for_pack
+
+    explicit = settings.detect_threads if "detect_threads" in settings.model_fields_set else None
+    try:
+        return topology_for_pack(settings.packs[0], settings.providers, pipelines=explicit)
+    except Exception:  # noqa: BLE001 - the pack's own load reports why it is missing
+        return choose_topology(0, pipelines=explicit)
+
+
 class Engines:
     """The packs named in settings, loaded at start-up; a pack that fails to load is reported, not fatal."""
 
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.executor = ThreadPoolExecutor(max_workers=settings.detect_threads, thread_name_prefix="detect")
+        self.topology = server_topology(settings)  # issue 17: threads per session, pipelines side by side
+        self.executor = ThreadPoolExecutor(max_workers=self.topology.pipelines, thread_name_prefix="detect")
         self.decode_budget = decode_budget(settings)  # shared by every pack's engine
         self._by_name: dict[str, Engine] = {}
         self.errors: dict[str, str] = {}
@@ -105,7 +123,9 @@ class Engines:
 
         for requested in self.settings.packs:
             try:
-                pipeline = FacePipeline.from_pack(requested, providers=self.settings.providers)
+                pipeline = FacePipeline.from_pack(
+                    requested, providers=self.settings.providers, threads=self.topology.threads
+                )
             except Exception as exc:  # noqa: BLE001 - any load failure makes the pack unavailable
                 log.error("model pack %r not loaded: %s", requested, exc)
                 self.errors[requested] = str(exc)

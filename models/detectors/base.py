@@ -60,17 +60,19 @@ class Detector(ABC):
         score_threshold: float | None = None,
         max_faces: int | None = None,
         min_size: float | None = None,
+        input_size: tuple[int, int] | None = None,
     ) -> list[Face]:
         """Faces in ``image_bgr`` (H×W×3 uint8), sorted by score, highest first.
 
         ``max_faces`` keeps the largest faces (by box area); ``min_size`` drops faces whose box is narrower
-        or shorter than that many pixels.
+        or shorter than that many pixels. ``input_size`` (w, h) replaces the canvas the image is fitted
+        into for this call (models that take any size; see models/detectors/policy.py).
         """
         _check_image(image_bgr)
         threshold = self.score_threshold if score_threshold is None else score_threshold
         max_faces = self.max_faces if max_faces is None else max_faces
         min_size = self.min_size if min_size is None else min_size
-        canvas, scale_x, scale_y = self.letterbox(image_bgr)
+        canvas, scale_x, scale_y = self.letterbox(image_bgr, input_size)
         outputs = self.session.run(self.output_names, {self.input_name: self.make_blob(canvas)})
         boxes, scores, landmarks = self.decode(outputs, canvas.shape[0], canvas.shape[1], threshold)
         if len(scores) == 0:
@@ -98,19 +100,23 @@ class Detector(ABC):
             for i in order
         ]
 
-    def canvas_size(self, height: int, width: int) -> tuple[int, int, float]:
+    def canvas_size(
+        self, height: int, width: int, input_size: tuple[int, int] | None = None
+    ) -> tuple[int, int, float]:
         """(canvas_w, canvas_h, scale) for an image of ``height``×``width``."""
-        target_w, target_h = self.input_size
+        target_w, target_h = self.input_size if input_size is None or self.fixed_input else input_size
         scale = min(target_w / width, target_h / height)
         if self.fixed_input is not None:
             return target_w, target_h, scale
         new_w, new_h = max(int(width * scale), 1), max(int(height * scale), 1)
         return _ceil32(new_w), _ceil32(new_h), scale
 
-    def letterbox(self, image: np.ndarray) -> tuple[np.ndarray, float, float]:
+    def letterbox(
+        self, image: np.ndarray, input_size: tuple[int, int] | None = None
+    ) -> tuple[np.ndarray, float, float]:
         """The image resized (aspect kept) into the top-left of a black canvas, and the x/y scales."""
         height, width = image.shape[:2]
-        canvas_w, canvas_h, scale = self.canvas_size(height, width)
+        canvas_w, canvas_h, scale = self.canvas_size(height, width, input_size)
         new_w = min(max(int(width * scale), 1), canvas_w)
         new_h = min(max(int(height * scale), 1), canvas_h)
         if (new_w, new_h) == (width, height):

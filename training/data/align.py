@@ -104,7 +104,11 @@ def align_folder(
     if not photos:
         raise DatasetError(f"{src}: no images found", "empty_dataset")
     dst.mkdir(parents=True, exist_ok=True)
-    workers = max(1, workers if workers is not None else min(4, os.cpu_count() or 1))
+    if workers is None:  # issue 17: one single-thread pipeline per core (models/topology.py)
+        from models.topology import topology_for_pack
+
+        workers = topology_for_pack(pack).pipelines
+    workers = max(1, workers)
     statuses: Counter[str] = Counter()
     misses: list[str] = []
     multi_face = 0
