@@ -244,6 +244,7 @@ def test_plain_key_sees_no_admin_controls(page, live, astronaut_jpeg, shots) -> 
     sign_in(page, live, live["plain"])
     expect(page.get_by_text("console-plain · plain key")).to_be_visible()
     expect(nav(page, "Keys")).to_be_hidden()
+    expect(nav(page, "Enroll")).to_be_hidden()
     expect(page.get_by_role("row", name="readonly")).to_be_visible()
     assert page.get_by_role("button", name="Create gallery").count() == 0
     assert page.get_by_role("button", name="Delete").count() == 0
