@@ -316,6 +316,16 @@ def test_webcam_photo_is_enrolled_or_refused(page, live) -> None:
     expect(page.locator(".result.rejected")).to_contain_text("no_face")
     page.get_by_role("button", name="Close webcam").click()
     expect(page.get_by_label("webcam preview")).to_have_count(0)
+    # reopened, then left by navigating: the camera is released
+    page.get_by_role("button", name="Use webcam").click()
+    expect(page.get_by_label("webcam preview")).to_be_visible()
+    tracks = page.evaluate(
+        "window.__tracks = document.querySelector('video').srcObject.getTracks(); __tracks.length"
+    )
+    assert tracks == 1
+    nav(page, "Galleries").click()
+    expect(page.get_by_role("heading", name="Galleries", exact=True)).to_be_visible()
+    assert page.evaluate("window.__tracks.map((t) => t.readyState)") == ["ended"]
     assert page.js_errors == [] and page.dialogs == []
 
 

@@ -71,7 +71,11 @@ function webcamButton(onPhoto) {
     }
     const video = h("video", { autoplay: true, playsinline: true, muted: true, "aria-label": "webcam preview" });
     video.srcObject = stream;
-    const stop = () => { stream.getTracks().forEach((t) => t.stop()); video.remove(); snap.remove(); close.remove(); };
+    const stop = () => {
+      stream.getTracks().forEach((t) => t.stop());
+      video.remove(); snap.remove(); close.remove();
+      start.hidden = false;
+    };
     const snap = h("button", { type: "button" }, "Take photo");
     const close = h("button", { type: "button", class: "secondary" }, "Close webcam");
     snap.addEventListener("click", () => {
@@ -84,6 +88,8 @@ function webcamButton(onPhoto) {
       }, "image/jpeg", 0.92);
     });
     close.addEventListener("click", stop);
+    window.addEventListener("hashchange", stop, { once: true }); // leaving the page turns the camera off
+    start.hidden = true; // one camera at a time
     box.append(video, snap, close);
     snap.focus();
   });
