@@ -87,10 +87,25 @@ def test_arcface_style_onnx_maps_onto_registry(name, faces, tmp_path):
         import_onnx(path, backbone="sface")
 
 
-def test_pixamatch_mobilefacenet_is_refused_clearly(shared_dir):
-    """A MobileFaceNet with ReLU6 (Clip) activations has no registry layout: a clear refusal, not garbage."""
+def test_pixamatch_mobilefacenet_parity(shared_dir, faces):
+    """A public MobileFaceNet export (ReLU6, BN folded) maps onto ``mobilefacenet_relu6``, per real face."""
     path = shared_dir / "models" / "mobilefacenet_pixamatch.onnx"
     if not path.is_file():
         pytest.skip(f"{path} absent")
+    model, report = import_onnx(path)
+    assert report.backbone == "mobilefacenet_relu6" and report.folded_bn == 51
+    rgb = faces[:, :, :, ::-1].astype(np.float32)
+    x = np.ascontiguousarray(((rgb - 127.5) / 128.0).transpose(0, 3, 1, 2))  # its documented input
+    per_face = cosines(_ort(path, x), _torch(model, x))
+    assert per_face.min() >= PARITY, per_face
+
+
+def test_unknown_layout_is_refused(tmp_path):
+    """A graph that fits no registry layout is refused with a clear error, not loaded as garbage."""
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3), torch.nn.Flatten(), torch.nn.Linear(8 * 110 * 110, 16)
+    )
+    path = tmp_path / "odd.onnx"
+    _export(model, path)
     with pytest.raises(OnnxImportError, match="fits no registry backbone"):
         import_onnx(path)

@@ -213,6 +213,7 @@ def import_onnx(path: str | Path, backbone: str | None = None) -> tuple[nn.Modul
 CONVS_PER_BACKBONE = {
     "sface": 27,
     "mobilefacenet": 50,
+    "mobilefacenet_relu6": 51,
     "iresnet18": 21,
     "iresnet34": 37,
     "iresnet50": 53,
