@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.results import main_for
+from bench.results import OUT_DIR, main_for
 
 ALIGNED = Path(os.environ.get("MF_CELEBA_ALIGNED", "/tmp/i13/celeba-aligned"))
 TRAIN = Path(os.environ.get("MF_CELEBA_TRAIN", "/tmp/i13/celeba-train"))
@@ -55,18 +55,32 @@ def _held_out_crops() -> tuple[np.ndarray, np.ndarray]:
     return read_aligned_crops(paths), labels
 
 
-def _backbones() -> list[tuple[str, object]]:
+def _backbones() -> list[tuple[str, Path, object]]:
+    """(label, weights file, loader) of the base model and of each fine-tuned run that has a checkpoint."""
     from training.evaluation.embed import load_backbone
     from training.finetune.init import recogniser_onnx
     from training.onnx_import import import_onnx
 
-    base, _ = import_onnx(recogniser_onnx("default"))
-    found = [("default pack SFace (before)", base.eval())]
+    onnx = recogniser_onnx("default")
+    found = [("default pack SFace (before)", onnx, lambda: import_onnx(onnx)[0].eval())]
     for label, run in FINETUNED:
         path = RUNS / run / "checkpoint_last.pt"
         if path.is_file():
-            found.append((label, load_backbone(path)[0]))
+            found.append((label, path, lambda path=path: load_backbone(path)[0]))
     return found
+
+
+def _cached(name: str, weights: Path, compute) -> np.ndarray:  # noqa: ANN001
+    """Embeddings of one model on one set, cached under bench/out by the weights file's size and mtime
+    (the CPU is shared: models are measured as their runs finish, each once)."""
+    stat = weights.stat()
+    path = OUT_DIR / "finetune" / f"{name}-{weights.stem}-{stat.st_size}-{int(stat.st_mtime)}.npy"
+    if path.is_file():
+        return np.load(path)
+    value = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, value)
+    return value
 
 
 def _embedder(backbone, work: str):
@@ -109,21 +123,34 @@ def run(quick: bool) -> list[dict]:
             {"title": "Fine-tuning SFace on CelebA", "skipped": f"no split at {TRAIN} / {HELD} (--split)"}
         ]
     crops, labels = _held_out_crops()
-    lfw = load_bin(LFW_BIN) if LFW_BIN.is_file() and not quick else None
+    lfw = (
+        load_bin(LFW_BIN) if LFW_BIN.is_file() and not quick and not os.environ.get("MF_FT_NO_LFW") else None
+    )
     first = _gallery_split(labels)
     rows, compat_rows, base_emb = [], [], None
     with tempfile.TemporaryDirectory(prefix="bench-ft-") as work:
-        for k, (label, backbone) in enumerate(_backbones()):
-            embed = _embedder(backbone, f"{work}")
-            emb = embed(crops)
+        for k, (label, weights, load) in enumerate(_backbones()):
+            embedder: list = []
+
+            def embed(crops, load=load, embedder=embedder):  # noqa: ANN001 - built on first use
+                if not embedder:
+                    embedder.append(_embedder(load(), work))
+                return embedder[0](crops)
+
+            emb = _cached(f"heldout{len(labels)}", weights, lambda embed=embed: embed(crops))
             rank1 = _rank1(emb[first], labels[first], emb[~first], labels[~first])
             tar = _tar_at_far(emb, labels)
-            lfw_acc = lfw_std = float("nan")
+            lfw_cell = "not measured"
             if lfw is not None:
                 images, issame = lfw
-                report = verification_report(pair_cosines(embed_bin_images(embed, images)), issame)
-                lfw_acc, lfw_std = report["accuracy"] * 100, report["accuracy_std"] * 100
-            rows.append([label, f"{rank1 * 100:.2f}", f"{tar * 100:.2f}", f"{lfw_acc:.2f} ± {lfw_std:.2f}"])
+                cos = _cached(
+                    "lfw",
+                    weights,
+                    lambda embed=embed, images=images: pair_cosines(embed_bin_images(embed, images)),
+                )
+                report = verification_report(cos, issame)
+                lfw_cell = f"{report['accuracy'] * 100:.2f} ± {report['accuracy_std'] * 100:.2f}"
+            rows.append([label, f"{rank1 * 100:.2f}", f"{tar * 100:.2f}", lfw_cell])
             print(rows[-1], file=sys.stderr, flush=True)
             if k == 0:
                 base_emb = emb

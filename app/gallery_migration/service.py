@@ -15,6 +15,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from sqlalchemy import Engine
 
 from app.crops.repository import CropRepository
 from app.crops.service import decode_crop
@@ -62,7 +63,10 @@ class GalleryMigrator:
     """Runs one gallery's migration to completion (blocking; call it in a worker thread)."""
 
     def __init__(
-        self, engine, on_switch: Callable[[Gallery], None] | None = None, chunk: int | None = None  # noqa: ANN001
+        self,
+        engine: Engine,
+        on_switch: Callable[[Gallery], None] | None = None,
+        chunk: int | None = None,
     ) -> None:
         self.chunk = chunk or CHUNK
         self.repo = MigrationRepository(engine)
