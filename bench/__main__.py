@@ -33,6 +33,8 @@ BENCHMARKS: list[tuple[str, str, list[str], list[str]]] = [
     ("bench.bench_integrity", "Integrity: model-based random walks against real servers", ["--quick"], []),
     ("bench.bench_openset", "Open-set identification: calibrated vs fixed threshold", [], []),
     ("bench.bench_monitors", "Camera monitors: 5 fps streams sustained, event latency", [], []),
+    ("bench.bench_docker", "Docker image (CPU): size, build time, cold start", [], []),
+    ("bench.bench_throughput", "Throughput: every core busy (issue 17)", [], []),
 ]
 SUBPROCESS_TIMEOUT_S = 900
 

@@ -36,6 +36,10 @@ _warned_lock = threading.Lock()
 
 def normalize_providers(providers: list[str] | str) -> list[str]:
     """Map short or ORT provider names to ORT names, keeping order and dropping duplicates."""
+    if isinstance(providers, str) and providers.strip().startswith("["):  # the JSON list Settings reads
+        import json
+
+        providers = json.loads(providers)
     if isinstance(providers, str):
         providers = [p for p in providers.split(",")]
     names: list[str] = []

@@ -40,5 +40,6 @@ printf 'Types: deb\nURIs: %s\nSuites: bookworm bookworm-updates\nComponents: mai
 printf '\nTypes: deb\nURIs: http://deb.debian.org/debian-security\nSuites: bookworm-security\nComponents: main\n' \
   >>"$dir/etc/apt/sources.list.d/debian.sources"
 : >"$dir/etc/apt/sources.list"
+chmod 755 "$dir"  # mktemp made it 0700: the image's / must be traversable by the non-root user
 tar -C "$dir" -c . | docker import --change 'CMD ["bash"]' --change 'ENV LANG=C.UTF-8' - "$TAG" >/dev/null
 say "made $TAG ($(docker image inspect "$TAG" --format '{{.Size}}') bytes)"

@@ -12,6 +12,9 @@
 # the repository so repeated runs on one machine reuse cached layers.
 #   MARGINFACE_DOCKER_ROOT   data root      (default /var/lib/marginface-docker)
 #   MARGINFACE_DOCKER_SOCK   engine socket  (default /run/marginface-docker/docker.sock)
+#   MARGINFACE_DOCKER_STORAGE  storage driver: overlay2 where an overlay mount works here (copy-on-write:
+#                              fast builds and container starts), else vfs (works anywhere, copies every
+#                              layer); set it to force one
 set -euo pipefail
 
 ROOT=${MARGINFACE_DOCKER_ROOT:-/var/lib/marginface-docker}
@@ -22,6 +25,22 @@ LOG=$RUNDIR/dockerd.log
 export DOCKER_HOST=unix://$SOCK
 
 say() { echo "[docker_engine] $*" >&2; }
+
+storage_driver() {
+  if [ -n "${MARGINFACE_DOCKER_STORAGE:-}" ]; then echo "$MARGINFACE_DOCKER_STORAGE"; return; fi
+  local probe
+  mkdir -p "$ROOT"
+  probe=$(mktemp -d "$ROOT/.overlay-probe.XXXXXX")
+  mkdir -p "$probe"/{lower,upper,work,merged}
+  if mount -t overlay overlay -o "lowerdir=$probe/lower,upperdir=$probe/upper,workdir=$probe/work" \
+      "$probe/merged" 2>/dev/null; then
+    umount "$probe/merged"
+    echo overlay2
+  else
+    echo vfs
+  fi
+  rm -rf "$probe"
+}
 
 answers() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 
@@ -43,9 +62,12 @@ start() {
     say "dockerd (pid $(cat "$PIDFILE")) is starting"
   else
     rm -f "$PIDFILE" "$SOCK"
+    driver=$(storage_driver)
+    say "starting dockerd (storage driver $driver)"
     # setsid: the engine outlives the shell that started it (CI steps, test sessions).
-    setsid dockerd --data-root "$ROOT" --exec-root "$RUNDIR/exec" --pidfile "$PIDFILE" \
-      --host "unix://$SOCK" --storage-driver vfs --iptables=false --ip-masq=false --bridge=none \
+    # one data root per driver: images and BuildKit's cache of one driver mean nothing to the other
+    setsid dockerd --data-root "$ROOT/$driver" --exec-root "$RUNDIR/exec" --pidfile "$PIDFILE" \
+      --host "unix://$SOCK" --storage-driver "$driver" --iptables=false --ip-masq=false --bridge=none \
       >"$LOG" 2>&1 </dev/null &
   fi
   for _ in $(seq 1 60); do

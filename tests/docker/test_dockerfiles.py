@@ -34,11 +34,35 @@ def test_default_pack_is_built_into_the_image(path: Path) -> None:
     assert installs and "MARGINFACE_PACKS_DIR=/packs" in installs[0]
 
 
-def test_cpu_image_is_slim_python_and_gpu_image_is_tensorrt_with_gpu_wheels() -> None:
-    cpu_from = [a for k, a in dp.instructions(FILES[0]) if k == "FROM"]
-    assert all(a.startswith("python:3.11-slim") for a in cpu_from)
-    gpu = dp.instructions(FILES[1])
-    assert [a for k, a in gpu if k == "FROM"][0].startswith("nvcr.io/nvidia/tensorrt:")
-    gpu_runs = " ".join(a for k, a in gpu if k == "RUN")
-    assert "onnxruntime-gpu" in gpu_runs and "faiss-gpu" in gpu_runs
+def test_both_images_are_debian_bookworm_by_build_arg_and_gpu_needs_no_nvidia_registry() -> None:
+    for path in FILES:
+        items = dp.instructions(path)
+        assert items[0] == ("ARG", "BASE=debian:bookworm-slim")
+        assert {a for k, a in items if k == "FROM"} == {"${BASE} AS build", "${BASE}"}
+    gpu = " ".join(a for _, a in dp.instructions(FILES[1]))
+    assert "nvcr.io" not in gpu and "nvidia/" not in gpu.split("LD_LIBRARY_PATH")[0]
+    assert "optional-dependencies" in gpu and "EXTRAS=gpu,tensorrt" in gpu
+    assert "CPU builds installed" in gpu  # the build refuses onnxruntime / faiss-cpu beside the GPU builds
     assert "tensorrt" in dp.env(FILES[1])["MARGINFACE_PROVIDERS"]
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_wheels_and_ca_bundle_never_enter_a_layer(path: Path) -> None:
+    runs = [a for k, a in dp.instructions(path) if k == "RUN"]
+    copies = [a for k, a in dp.instructions(path) if k in ("COPY", "ADD")]
+    assert not any("wheelhouse" in c or "cert" in c for c in copies)
+    assert any("--mount=type=bind,source=docker/wheelhouse" in r for r in runs)
+    assert any("--mount=type=secret,id=pip_cert,required=false" in r for r in runs)
+
+
+def test_gpu_extras_never_pull_the_cpu_builds() -> None:
+    import tomllib
+
+    extras = tomllib.loads((DOCKER.parent / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    names = {
+        r.split("[")[0].split(">")[0].split("<")[0].split("=")[0].strip()
+        for r in extras["gpu"] + extras["tensorrt"]
+    }
+    assert {"onnxruntime-gpu", "faiss-gpu-cu12", "tensorrt-cu12"} <= names
+    assert not names & {"onnxruntime", "faiss-cpu"}
+    assert set(extras["cpu"]) and all(r.startswith(("onnxruntime", "faiss-cpu")) for r in extras["cpu"])
