@@ -6,6 +6,7 @@ Screenshots of the main pages are saved under ``out/test-artifacts/console`` (or
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import httpx
@@ -379,3 +380,50 @@ def test_subject_search_and_pages(page, live) -> None:
     page.get_by_label("Search subjects").fill("")
     expect(subjects).to_have_count(24)
     assert page.js_errors == []
+
+
+def test_drop_rename_and_delete_a_subject(page, live, astronaut_jpeg) -> None:
+    with admin_api(live) as api:
+        api.post("/galleries", json={"name": "crew"})
+    sign_in(page, live, live["admin"])
+    page.goto(f"{live['url']}/console/#/enroll?gallery=crew")
+    page.get_by_label("Subject name").fill("Eileen")
+    # drag-and-drop: a real drop event carrying the photo in its DataTransfer
+    transfer = page.evaluate_handle(
+        """(b64) => {
+             const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+             const dt = new DataTransfer();
+             dt.items.add(new File([bytes], "astronaut.jpg", { type: "image/jpeg" }));
+             return dt;
+           }""",
+        base64.b64encode(astronaut_jpeg).decode(),
+    )
+    page.locator(".dropzone").dispatch_event("drop", {"dataTransfer": transfer})
+    expect(page.locator(".result.accepted")).to_contain_text("Enrolled as face")
+    page.locator(".result.accepted").get_by_role("link", name="Eileen").click()
+    expect(page.get_by_role("heading", name="Eileen")).to_be_visible()
+
+    # rename and metadata; a metadata that is not a JSON object is refused here
+    page.get_by_label("Metadata (JSON object)").fill("[1, 2]")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("alert")).to_contain_text("must be a JSON object")
+    page.get_by_label("Name", exact=True).fill("Eileen Collins")
+    page.get_by_label("Metadata (JSON object)").fill('{"mission": "STS-93"}')
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_text("Saved.")).to_be_visible()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Eileen Collins")
+    page.reload()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Eileen Collins")
+    with admin_api(live) as api:
+        subject = api.get("/galleries/crew/subjects/Eileen Collins").json()
+        assert subject["metadata"] == {"mission": "STS-93"} and subject["faces"] == 1
+
+    # delete the subject: a confirmation, then the gallery page without it
+    page.get_by_role("button", name="Delete subject").click()
+    page.get_by_role("dialog").get_by_role("button", name="Delete subject").click()
+    expect(page.get_by_role("heading", name="crew")).to_be_visible()
+    expect(page.get_by_text("No subject yet.")).to_be_visible()
+    with admin_api(live) as api:
+        assert api.get("/galleries/crew/subjects/Eileen Collins").status_code == 404
+        assert api.get("/galleries/crew").json()["faces"] == 0
+    assert page.js_errors == [] and page.dialogs == []
