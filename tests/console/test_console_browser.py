@@ -134,6 +134,12 @@ def test_walkthrough(page, live, t1_bgr, t1_faces, t1_image_path, tmp_path, shot
     page.get_by_label("Subject", exact=True).fill("Carol")
     page.get_by_role("button", name="Compare", exact=True).click()
     expect(page.locator(".verdict")).to_contain_text("different people")
+    page.get_by_label("Compare", exact=True).select_option("pair")  # two photos of Bob
+    page.get_by_label("First photo").set_input_files(str(tmp_path / "bob.jpg"))
+    page.get_by_label("Second photo").set_input_files(str(tmp_path / "bob_wide.jpg"))
+    page.get_by_role("button", name="Compare", exact=True).click()
+    expect(page.locator(".verdict")).to_contain_text("same person")
+    expect(page.locator(".pair .box")).to_have_count(2)
 
     # Bob's page: his faces with their thumbnails (stored crops, fetched with the key); delete one
     nav(page, "Galleries").click()
