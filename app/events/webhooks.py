@@ -18,6 +18,7 @@ import httpx
 
 from app.events.store import EventStore, event_json
 from app.monitors.settings import MonitorSettings
+from app.services.backoff import LoopHealth
 from app.store.models import utcnow
 
 log = logging.getLogger("marginface.events")
@@ -68,18 +69,21 @@ class WebhookDeliverer:
 
     async def _loop(self) -> None:
         hold = self.settings.webhook_timeout_s + 5
+        poll = self.settings.webhook_poll_s
+        health = LoopHealth(log, "webhook delivery", poll, max(poll, 30.0))
         async with httpx.AsyncClient(timeout=self.settings.webhook_timeout_s) as client:
             while True:
                 try:
                     batch = await asyncio.to_thread(self.store.claim_due, 32, hold)
+                    delay = health.ok()
                     if batch:
                         await asyncio.gather(*(self._send(client, *item) for item in batch))
                         continue
-                except Exception:  # noqa: BLE001 - a store outage must not end delivery
-                    log.exception("webhook delivery round failed")
+                except Exception as exc:  # noqa: BLE001 - a store outage must not end delivery
+                    delay = health.failed(exc)
                 self._wake.clear()
                 try:
-                    await asyncio.wait_for(self._wake.wait(), self.settings.webhook_poll_s)
+                    await asyncio.wait_for(self._wake.wait(), delay)
                 except asyncio.TimeoutError:
                     pass
 

@@ -23,6 +23,7 @@ from app.monitors.service import MonitorService
 from app.monitors.settings import MonitorSettings
 from app.monitors.store import MonitorStore
 from app.monitors.worker import MonitorWorker
+from app.services.backoff import LoopHealth
 
 log = logging.getLogger("marginface.monitors")
 
@@ -78,11 +79,13 @@ class CamerasRuntime:
 
     async def _lease_loop(self) -> None:
         period = self.settings.monitor_lease_s / 3
+        health = LoopHealth(log, "monitor leases", period, period)
         while True:
             try:
                 await self._lease_round()
-            except Exception:  # noqa: BLE001 - a store outage must not end the loop
-                log.exception("monitor lease round failed")
+                health.ok()
+            except Exception as exc:  # noqa: BLE001 - a store outage must not end the loop
+                health.failed(exc)
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), period)
@@ -114,13 +117,15 @@ class CamerasRuntime:
                 await self.workers.pop(monitor_id).stop()
 
     async def _retention_loop(self) -> None:
+        health = LoopHealth(log, "event retention", RETENTION_EVERY_S, RETENTION_EVERY_S)
         while True:
             try:
                 removed = await asyncio.to_thread(self.events.prune)
+                health.ok()
                 if removed:
                     log.info("event retention: %d events removed", removed)
-            except Exception:  # noqa: BLE001
-                log.exception("event retention failed")
+            except Exception as exc:  # noqa: BLE001 - a store outage must not end the loop
+                health.failed(exc)
             await asyncio.sleep(RETENTION_EVERY_S)
 
     def local_health(self) -> dict[str, dict[str, Any]]:

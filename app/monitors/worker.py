@@ -19,6 +19,7 @@ from app.monitors.source import FrameSource
 from app.monitors.tables import Monitor
 from app.monitors.tracker import Sample, Track, Tracker
 from app.monitors.voting import Ballot, vote
+from app.services.backoff import LoopHealth
 
 log = logging.getLogger("marginface.monitors")
 
@@ -305,5 +306,15 @@ class MonitorWorker:
             snapshot=best.snapshot, embedding=mean.astype(np.float32),
         )
         threshold = self.settings.cluster_threshold if self.settings.cluster_threshold is not None else cut
-        track.event = await self.events.record(new, threshold)
+        health = LoopHealth(log, f"monitor {self.monitor.name}: recording an event", 0.5, 5.0)
+        while True:  # an event is never dropped: a store outage holds this monitor (frames drop, counted)
+            try:
+                track.event = await self.events.record(new, threshold)
+                break
+            except Exception as exc:  # noqa: BLE001 - retried until the store answers
+                self.last_error = f"event not yet stored: {type(exc).__name__}"
+                await asyncio.sleep(health.failed(exc))
+        if health.failing:
+            health.ok()
+            self.last_error = None
         self.events_emitted += 1
