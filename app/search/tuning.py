@@ -3,9 +3,9 @@
 Face embeddings are close to isotropic (SFace on LFW: 40 of 128 dimensions hold half the variance), so IVF
 cells split identities often and a fixed ``nprobe`` gives a recall that depends on the data. After each
 (re)build, some gallery faces are searched as queries; the truth is each one's nearest *other* face by exact
-search (usually another photo of the same person: what an identify query looks like). ``nprobe`` doubles
-from the setting until recall@1 of the subject — what a search returns, after the same exact re-ranking —
-reaches the target.
+search, kept when it is another photo of the same person (what an identify query of an enrolled person
+looks like). ``nprobe`` doubles from the setting until recall@1 of the subject — what a search returns,
+after the same exact re-ranking — reaches the target.
 """
 
 from __future__ import annotations
@@ -33,6 +33,12 @@ def calibrate_nprobe(
     self_ids = table.ids_at(rows)
     _, nearest = faiss.knn(vectors, table.live_vectors(), 2, faiss.METRIC_INNER_PRODUCT)
     truth = table.subjects_at(np.where(nearest[:, 0] == rows, nearest[:, 1], nearest[:, 0]))
+    # Only faces whose nearest other face is of the same person: an identify query of someone enrolled.
+    # A person's only face would make an arbitrary stranger the "truth" (no query looks like that).
+    keep = truth == table.subjects_at(rows)
+    if keep.sum() < 10:
+        return index.nprobe, float("nan")
+    vectors, self_ids, truth, count = vectors[keep], self_ids[keep], truth[keep], int(keep.sum())
     nprobe, recall = max(1, min(start, index.nlist)), 0.0
     while True:
         index.nprobe = nprobe
