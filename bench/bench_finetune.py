@@ -162,8 +162,8 @@ def run(quick: bool) -> list[dict]:
     notes = [
         f"Held out: {n_ids} CelebA identities, {len(labels)} aligned crops ({int(first.sum())} gallery, "
         f"{int((~first).sum())} probes); trained on the other {len(list(TRAIN.iterdir()))} identities.",
-        "Configs: configs/celeba_sface_finetune_{arcface,cosface,arcface_compat}.yaml (200 steps of batch 32 "
-        "on a shared 2-core CPU, early layers frozen, BN statistics kept).",
+        "Configs: configs/celeba_sface_finetune_{arcface,cosface,arcface_compat}.yaml (at most 100 steps of "
+        "batch 32 or 12 minutes on a shared 2-core CPU, early layers frozen, BN statistics kept).",
         "LFW: official 6,000 pairs, 10-fold accuracy ± std over folds, flip TTA; 0.3 points is about one "
         "fold standard error here, so small differences are noise.",
     ]
