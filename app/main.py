@@ -9,17 +9,17 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app.api.contract import install_contract
 from app.api.routes import detect, faces, galleries, health, identify, subjects, verify
 from app.api.routes import keys as keys_routes
-from app.api.contract import install_contract
 from app.api_docs import install_docs
 from app.console import router as console_router
 from app.crops import router as crops_router
 from app.decisions import routes as trust_routes
 from app.doctor import log_startup_summary
 from app.errors import install_error_handlers
-from app.gallery_migration import router as migration_router
 from app.events import routes as events_routes
+from app.gallery_migration import router as migration_router
 from app.middleware import (
     AdmissionMiddleware,
     BodyLimitMiddleware,

@@ -6,6 +6,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.decisions.policy import GalleryPolicy  # issue 11
+from app.decisions.schemas import (  # issue 11
+    CalibrationSummary,
+    DecisionDetails,
+    DuplicateOut,
+    GalleryCalibrationOut,
+    QualityOut,
+)
 from app.store.models import FaceRecord, Subject, iso
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
@@ -15,7 +23,9 @@ class GalleryCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=NAME_PATTERN, description="letters, digits, _ . - (128 at most)")
     pack: str | None = Field(default=None, description="a loaded model pack; default: the server's default")
-    index: Literal["flat", "ivf", "hnsw"] | None = Field(default=None, description="FAISS index kind")
+    index: Literal["flat", "ivf", "ivf_sq8", "ivf_pq", "hnsw", "auto"] | None = Field(
+        default=None, description="index kind (docs/search.md); auto: exact, then IVF-SQ8/PQ by size, memory"
+    )
     keep_crops: bool = Field(
         default=True, description="keep each face's aligned crop (needed to migrate to another pack)"
     )
@@ -36,6 +46,7 @@ class SubjectUpdate(BaseModel):
 class EnrollParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     subject: str | None = Field(default=None, min_length=1, max_length=256)
+    force: bool = Field(default=False, description="enroll despite the gallery's quality/duplicate policy")
 
 
 def subject_json(subject: Subject, faces: int | None = None) -> dict[str, Any]:
@@ -147,12 +158,19 @@ class Candidate(_Open):
 class IdentifiedFace(FaceBox):
     candidates: list[Candidate]
     match: Candidate | None
+    # issue 11: the decision behind ``match`` and the face's quality
+    decision: Literal["match", "unknown", "ambiguous", "low_quality"] | None = None
+    decision_details: DecisionDetails | None = None
+    quality: QualityOut | None = None
+    probe_id: str | None = Field(default=None, description="POST .../negatives {probe_id}: not this person")
 
 
 class Identified(_Open):
     faces: list[IdentifiedFace]
     threshold: float
     gallery: str
+    threshold_source: Literal["request", "calibration", "pack"] | None = None  # issue 11
+    calibration: CalibrationSummary | None = None
 
 
 class IndexInfo(_Open):
@@ -168,6 +186,8 @@ class GalleryOut(_Open):
     subjects: int
     faces: int
     created_at: str | None
+    calibration: GalleryCalibrationOut | None = None  # issue 11
+    policy: GalleryPolicy | None = None
 
 
 class GalleryList(BaseModel):
@@ -219,6 +239,8 @@ class EnrollResult(_Open):
     face_id: int | None = None
     face: FaceBox | None = None
     error: ErrorDetail | None = None
+    quality: QualityOut | None = None  # issue 11
+    possible_duplicate: DuplicateOut | None = None
 
 
 class SubjectRef(_Open):
