@@ -66,7 +66,8 @@ def image_part(field_name: str, image: ImageInput) -> tuple[str, tuple[str, byte
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Retry 429/503 (the server refused before doing anything) and connection failures.
+    """Retry 429/503 answers that carry ``Retry-After`` (the server refused before doing anything) and
+    connection failures.
 
     The wait is the server's ``Retry-After`` when it sends one (capped at ``max_wait_s``), else an
     exponential back-off from ``backoff_s``."""
@@ -88,7 +89,11 @@ class RetryPolicy:
     def should_retry(self, attempt: int, response: httpx.Response | None) -> bool:
         if attempt >= self.retries:
             return False
-        return response is None or response.status_code in RETRY_STATUSES
+        if response is None:
+            return True
+        # 429/503 *with* Retry-After: the server refused before doing any work and says when to come back;
+        # a 503 without it (e.g. pack_not_loaded) is a state that retrying does not change
+        return response.status_code in RETRY_STATUSES and "Retry-After" in response.headers
 
 
 def decode(call: Call[T], response: httpx.Response) -> T:

@@ -180,6 +180,89 @@ def revoke_key(key_id: int) -> Call[dict[str, Any]]:
     return Call("DELETE", f"/keys/{int(key_id)}")
 
 
+# -- trust: calibration and policy (issue 11) --------------------------------------------------------------
+def calibrate(
+    gallery: str, *, impostors: list[ImageInput] | None = None, **fields: float | bool
+) -> Call[dict[str, Any]]:
+    """``POST /galleries/{g}/calibrate``: thresholds for ``target_fpir`` / ``target_far`` (``dry_run``,
+    ``use_gallery``, ``growth_limit``), optionally with photos of people who are not in the gallery."""
+    files = [image_part("impostors", i) for i in impostors or []]
+    return Call("POST", f"/galleries/{_p(gallery)}/calibrate", data=dict(fields), files=files or None)
+
+
+def get_policy(gallery: str) -> Call[dict[str, Any]]:
+    return Call("GET", f"/galleries/{_p(gallery)}/policy")
+
+
+def set_policy(gallery: str, policy: dict[str, Any]) -> Call[dict[str, Any]]:
+    return Call("PUT", f"/galleries/{_p(gallery)}/policy", json=policy)
+
+
+# -- gallery migration (issue 13) -------------------------------------------------------------------------
+def migrate_gallery(gallery: str, pack: str, *, wait: bool = False) -> Call[dict[str, Any]]:
+    """``POST /galleries/{g}/migrate``: re-embed the stored crops with ``pack`` (202 unless ``wait``)."""
+    return Call("POST", f"/galleries/{_p(gallery)}/migrate", json={"pack": pack, "wait": wait})
+
+
+# -- monitors, events, webhooks (issue 15) ----------------------------------------------------------------
+def create_monitor(name: str, source: str, gallery: str, **options: Any) -> Call[dict[str, Any]]:
+    """``POST /monitors``: a camera or stream (``fps``, ``min_face``, ``roi``, ``absence_s``, ...)."""
+    return Call("POST", "/monitors", json={"name": name, "source": source, "gallery": gallery, **options})
+
+
+def list_monitors() -> Call[dict[str, Any]]:
+    return Call("GET", "/monitors")
+
+
+def get_monitor(name: str) -> Call[dict[str, Any]]:
+    return Call("GET", f"/monitors/{_p(name)}")
+
+
+def delete_monitor(name: str) -> Call[dict[str, Any]]:
+    return Call("DELETE", f"/monitors/{_p(name)}")
+
+
+def list_events(**filters: Any) -> Call[dict[str, Any]]:
+    """``GET /events`` (``monitor``, ``subject``, ``kind``, ``cluster``, ``since``, ``until``, ``after``,
+    ``before``, ``limit``)."""
+    return Call("GET", "/events", params=filters)
+
+
+def get_event(event_id: str) -> Call[dict[str, Any]]:
+    return Call("GET", f"/events/{_p(event_id)}")
+
+
+def event_snapshot(event_id: str) -> Call[bytes]:
+    return Call("GET", f"/events/{_p(event_id)}/snapshot", decode=lambda r: r.content)
+
+
+def delete_event(event_id: str) -> Call[dict[str, Any]]:
+    return Call("DELETE", f"/events/{_p(event_id)}")
+
+
+def list_clusters(*, gallery: str | None = None, min_count: int = 2) -> Call[dict[str, Any]]:
+    return Call("GET", "/events/clusters", params={"gallery": gallery, "min_count": min_count})
+
+
+def enroll_cluster(cluster_id: int, name: str) -> Call[dict[str, Any]]:
+    return Call("POST", f"/events/clusters/{int(cluster_id)}/enroll", json={"name": name})
+
+
+def create_webhook(
+    url: str, *, secret: str | None = None, monitor: str | None = None
+) -> Call[dict[str, Any]]:
+    body = {k: v for k, v in (("url", url), ("secret", secret), ("monitor", monitor)) if v is not None}
+    return Call("POST", "/webhooks", json=body)
+
+
+def list_webhooks() -> Call[dict[str, Any]]:
+    return Call("GET", "/webhooks")
+
+
+def delete_webhook(hook_id: int) -> Call[dict[str, Any]]:
+    return Call("DELETE", f"/webhooks/{int(hook_id)}")
+
+
 # -- anything else ------------------------------------------------------------------------------------
 def request(method: str, path: str, **kwargs: Any) -> Call[Any]:
     """Any endpoint this client does not name yet (``params``, ``json``, ``data``, ``files``)."""

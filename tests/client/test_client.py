@@ -4,6 +4,7 @@ typed errors from the error bodies, sync and async, real t1.jpg faces."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import cv2
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from marginface.client import (
+    APIError,
     AsyncClient,
     Client,
     Conflict,
@@ -122,6 +124,24 @@ def test_async_client_concurrent_identify(live, mf: Client, t1_faces, t1_image_p
 
     results = asyncio.run(main())
     assert [r["faces"][0]["match"]["name"] for r in results] == [f"person{i}" for i in range(6)]
+
+
+def test_newer_endpoints_policy_migrate_monitors_events_webhooks(mf: Client, t1_faces) -> None:
+    _enroll_t1(mf, "newer", t1_faces)
+    policy = mf.get_policy("newer")
+    assert isinstance(policy, dict) and policy
+    started = time.monotonic()
+    with pytest.raises(APIError) as unknown_pack:
+        mf.migrate_gallery("newer", "no-such-pack", wait=True)
+    assert unknown_pack.value.code == "pack_not_loaded" and "no-such-pack" in unknown_pack.value.message
+    assert time.monotonic() - started < 0.2 or "Retry-After" in unknown_pack.value.response.headers
+    assert isinstance(mf.list_monitors(), dict)
+    with pytest.raises(NotFound):
+        mf.get_monitor("no-such-monitor")
+    assert isinstance(mf.list_events(limit=5), dict)
+    hook = mf.create_webhook("http://127.0.0.1:9/hook")
+    hooks = mf.list_webhooks()
+    assert hook and hooks
 
 
 def test_server_logs_the_doctor_summary_at_start_up(live) -> None:
