@@ -117,9 +117,13 @@ def run(quick: bool) -> list[dict]:
             f"{venv_s:.1f} s",
         ]
     )
+    driver = dc.docker("info", "--format", "{{.Driver}} (server {{.ServerVersion}})").stdout.strip()
     notes = [
-        "Engine: Debian's docker.io 20.10 with the vfs storage driver (every layer is a full copy, so builds "
-        "and container creation are slower than with overlay2); legacy builder; host networking.",
+        f"Engine: scripts/docker_engine.sh, storage driver {driver}, BuildKit, host networking. With the vfs "
+        "driver every layer and container is a full copy (a container took over 2 minutes to create here).",
+        "Build from nothing: every layer rebuilt (`--no-cache`), the base image and the wheelhouse present "
+        "(making them is a one-off per machine). Rebuild: nothing changed, so the time is the context "
+        "transfer, cache checks and tagging.",
         "Cold start: `docker run` of a new container on a new volume until /readyz answers (store migrated, "
         "default pack loaded); the peer runs `marginface serve` on a new SQLite store. The CPU was shared "
         "with other work.",
