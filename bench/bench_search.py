@@ -89,7 +89,7 @@ def _marginface(data: Clustered, params, extra: tuple | None = None):
     index = GalleryIndex(data.dim, params)
     index.reserve(data.n + (len(extra[0]) if extra else 0))
     with index.bulk():
-        for ids, owners, vectors in data.chunks():
+        for ids, owners, vectors in data.chunks(size=2**26 // data.dim):  # 256 MiB of floats a chunk
             index.add(ids, owners, vectors)
         if extra is not None:
             index.add(*extra)
