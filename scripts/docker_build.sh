@@ -7,6 +7,7 @@
 #   3. a BuildKit build: --network host --build-arg BASE=marginface-base:bookworm -f docker/Dockerfile[.gpu] .
 #
 #   scripts/docker_build.sh [--gpu] [TAG]    (default tag marginface:cpu, or marginface:gpu with --gpu)
+#   MARGINFACE_GPU_EXTRAS=gpu,tensorrt       the GPU image's extras (default gpu: see below)
 #   MARGINFACE_BASE=debian:bookworm-slim     use the public base instead of making one
 #   MARGINFACE_WHEEL_PLATFORM                wheel platform (default manylinux_2_28_x86_64)
 #   MARGINFACE_DOCKER_BUILD_ARGS             more arguments for the build (e.g. --no-cache, --build-arg EXTRAS=gpu)
@@ -18,8 +19,10 @@ if [ "${1:-}" = "--gpu" ]; then flavour=gpu; shift; fi
 TAG=${1:-marginface:$flavour}
 DOCKERFILE=docker/Dockerfile
 [ "$flavour" = gpu ] && DOCKERFILE=docker/Dockerfile.gpu
+# The GPU image's extras: `gpu` by default here, because `tensorrt` needs NVIDIA's index at install time
+# (MARGINFACE_GPU_EXTRAS=gpu,tensorrt where that index is reachable).
 EXTRAS=cpu
-[ "$flavour" = gpu ] && EXTRAS=gpu
+[ "$flavour" = gpu ] && EXTRAS=${MARGINFACE_GPU_EXTRAS:-gpu}
 BASE=${MARGINFACE_BASE:-marginface-base:bookworm}
 PLATFORM=${MARGINFACE_WHEEL_PLATFORM:-manylinux_2_28_x86_64}
 PY=${PYTHON:-python3}
@@ -63,6 +66,8 @@ else
 fi
 say "${build[*]} $TAG (base $BASE)"
 # shellcheck disable=SC2086  # word splitting of the extra arguments is intended
-"${build[@]}" --progress plain --network host --build-arg BASE="$BASE" ${MARGINFACE_DOCKER_BUILD_ARGS:-} \
+extras_arg=()
+[ "$flavour" = gpu ] && extras_arg=(--build-arg "EXTRAS=$EXTRAS")
+"${build[@]}" --progress plain --network host --build-arg BASE="$BASE" "${extras_arg[@]}" ${MARGINFACE_DOCKER_BUILD_ARGS:-} \
   -f "$DOCKERFILE" -t "$TAG" . >&2
 docker image inspect "$TAG" --format '{{.Id}}'
