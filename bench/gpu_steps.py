@@ -303,7 +303,8 @@ def faiss_step(dry_run: bool, work: Path) -> dict:
     rng = np.random.default_rng(0)
     cpu = faiss.IndexFlatIP(d)
     gpu_ready = hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
-    gpu = faiss.GpuIndexFlatIP(faiss.StandardGpuResources(), d) if gpu_ready else None
+    resources = faiss.StandardGpuResources() if gpu_ready else None  # must outlive the index
+    gpu = faiss.GpuIndexFlatIP(resources, d) if gpu_ready else None
     for start in range(0, n, chunk):
         block = rng.standard_normal((min(chunk, n - start), d), dtype=np.float32)
         faiss.normalize_L2(block)
