@@ -131,7 +131,11 @@ def _with_options(providers: list[str]) -> list:
         if name == "TensorrtExecutionProvider":
             cache = Path(os.environ.get("MARGINFACE_HOME", Path.home() / ".marginface")) / "trt-cache"
             cache.mkdir(parents=True, exist_ok=True)
-            out.append((name, {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache)}))
+            options = {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache)}
+            # ORT reads its ORT_TENSORRT_* variables only when no provider options are given: pass fp16 on
+            if os.environ.get("ORT_TENSORRT_FP16_ENABLE", "").lower() in ("1", "true"):
+                options["trt_fp16_enable"] = True
+            out.append((name, options))
         else:
             out.append(name)
     return out
