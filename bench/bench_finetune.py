@@ -167,6 +167,12 @@ def run(quick: bool) -> list[dict]:
         "LFW: official 6,000 pairs, 10-fold accuracy ± std over folds, flip TTA; 0.3 points is about one "
         "fold standard error here, so small differences are noise.",
     ]
+    if len(rows) == 1:
+        notes.append(
+            "No fine-tuned checkpoint yet: on 2026-12-01 the shared CPU (load average 17–28) gave each niced "
+            "run 5–10 % of a core, and the class-centre pass over 4,043 crops had not finished after 50 "
+            "minutes; the runs were stopped. Only the base model is measured here."
+        )
     tables = [
         {
             "title": "Fine-tuning SFace on CelebA: held-out identities and LFW, before and after",
