@@ -38,7 +38,7 @@ class Clustered:
         self.n, self.dim, self.seed = n, dim, seed
         rng = np.random.default_rng((seed, 0))
         self.groups = _unit(rng.standard_normal((GROUPS, dim), dtype=np.float32))
-        counts = rng.integers(1, 8, n // 4 + 16)
+        counts = rng.integers(1, 8, n // 4 + 16 + 8 * int(n**0.5))  # enough for n faces (the sum varies)
         self.owners = np.repeat(np.arange(len(counts), dtype=np.int64), counts)[:n]  # face → identity
         self.identities = int(self.owners[-1]) + 1
 
