@@ -8,8 +8,11 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, LargeBinary, String, delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm.exc import StaleDataError
 
+from app.services.errors import Conflict
 from app.store.models import Base, BigId, utcnow
 from app.store.repository import Repository
 
@@ -52,16 +55,22 @@ class TrustStore:
             return s.get(GalleryTrust, gallery_id)
 
     def _put(self, gallery_id: int, **values: Any) -> GalleryTrust:
-        with self.repo.session() as s:
-            row = s.get(GalleryTrust, gallery_id)
-            if row is None:
-                row = GalleryTrust(gallery_id=gallery_id)
-                s.add(row)
-            for key, value in values.items():
-                setattr(row, key, value)
-            row.updated_at = utcnow()
-            s.flush()
-            return row
+        """Insert or update the gallery's row; concurrent writers of one gallery retry (last one wins)."""
+        for _ in range(3):
+            try:
+                with self.repo.session() as s:
+                    row = s.get(GalleryTrust, gallery_id)
+                    if row is None:
+                        row = GalleryTrust(gallery_id=gallery_id)
+                        s.add(row)
+                    for key, value in values.items():
+                        setattr(row, key, value)
+                    row.updated_at = utcnow()
+                    s.flush()
+                    return row
+            except (IntegrityError, StaleDataError):
+                continue  # another request inserted or removed the row meanwhile: read it again
+        raise Conflict("the gallery changed while its settings were written; retry", code="concurrent_update")
 
     def set_calibration(self, gallery_id: int, calibration: dict[str, Any] | None) -> GalleryTrust:
         return self._put(gallery_id, calibration=calibration)

@@ -142,6 +142,8 @@ def test_kill_9_under_mixed_enroll_and_delete_with_4_workers(photos, tmp_path):
     url = f"sqlite:///{tmp_path / 'store.db'}"
     enrolled: dict[int, int] = {}  # face id → photo index
     deleted: set[int] = set()
+    # Deletes sent, acknowledged or not: one in flight at the kill may have committed without an answer.
+    delete_sent: set[int] = set()
     lock = threading.Lock()
     stop = threading.Event()
 
@@ -154,6 +156,8 @@ def test_kill_9_under_mixed_enroll_and_delete_with_4_workers(photos, tmp_path):
                         live = sorted(set(enrolled) - deleted)
                     if live and rng.random() < 0.4:
                         face_id = rng.choice(live)
+                        with lock:
+                            delete_sent.add(face_id)
                         r = http.delete(f"/galleries/k/faces/{face_id}")
                         if r.status_code == 200:
                             with lock:
@@ -187,7 +191,7 @@ def test_kill_9_under_mixed_enroll_and_delete_with_4_workers(photos, tmp_path):
             for subject in http.get("/galleries/k/subjects", params={"limit": 1000}).json()["subjects"]:
                 body = http.get(f"/galleries/k/subjects/{subject['id']}/faces", params={"limit": 1000}).json()
                 stored.update(f["id"] for f in body["faces"])
-            assert set(enrolled) - deleted <= stored, "an acknowledged enrollment was lost"
+            assert set(enrolled) - delete_sent <= stored, "an acknowledged enrollment was lost"
             assert not (deleted & stored), "an acknowledged delete came back"
             for data in faces:
                 r = http.post("/identify", data={"gallery": "k", "top_k": "100"}, files=_img(data))

@@ -237,3 +237,26 @@ def test_calibration_is_stored_shown_and_used_and_meets_fpir_on_held_out_people(
     assert shown["subjects_now"] == 9 and shown["recalibrate"]
     assert shown["threshold_now"] > cal["threshold"]
     assert identify(client, "g", photos(photo_root, "hanks")[0])["calibration"]["recalibrate"]
+
+
+@pytest.mark.parametrize("store", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_concurrent_policy_writes_to_a_new_gallery_never_fail(make_client, tmp_path, store, request) -> None:
+    """Many PUTs racing to create a gallery's policy row: each answers 200 (or 409 to retry), never 500."""
+    url = f"sqlite:///{tmp_path / 's.db'}" if store == "sqlite" else request.getfixturevalue("pg_url")
+    client = make_client(url)
+    from concurrent.futures import ThreadPoolExecutor
+
+    for round_ in range(6):
+        name = f"race{round_}"
+        assert client.post("/galleries", json={"name": name}).status_code == 201
+
+        def put(k: int, name: str = name) -> int:
+            body = {"enroll": {"min_face_px": 20 + k}, "ambiguity_margin": 0.01 * (k % 5)}
+            return client.put(f"/galleries/{name}/policy", json=body).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            statuses = list(pool.map(put, range(16)))
+        assert set(statuses) <= {200, 409}, statuses
+        assert statuses.count(200) >= 1
+        stored = client.get(f"/galleries/{name}/policy").json()["enroll"]["min_face_px"]
+        assert 20 <= stored < 36
