@@ -367,9 +367,9 @@ def run(quick: bool = False) -> list[dict]:
         f"{topology.pipelines} pipelines ({topology.reason}). The unit is one single-thread pipeline "
         "(decode, detect, align, embed the largest face) in a loop; the machine's limit is cores × unit, "
         "and each ratio is against it (phone rows: against cores × the phone unit).",
-        f"The CPU was SHARED with up to 8 engineers' jobs: load average {load:.1f} at the start of this "
-        f"table, {os.getloadavg()[0]:.1f} at its end, on {cores} cores. Absolute rates are depressed; every "
-        "row was measured in the same run, so compare ratios.",
+        f"Load average {load:.1f} at the start of this table, {os.getloadavg()[0]:.1f} at its end, on "
+        f"{cores} cores (above {cores} means other work shared the CPU); every row was measured in the same "
+        "run, so compare ratios.",
         "Phone photos: LFW photos and t1.jpg scaled to fill 4032×3024 and JPEG-encoded (q 90); policy on = "
         "JPEG decoded at the 1/2..1/8 scale that keeps ≥ 2 × the 640 px detection canvas, boxes and "
         "landmarks mapped back to full resolution. On LFW's own 250×250 photos the policy changes nothing "
