@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
-
-from tests.server.servers import REPO_ROOT, free_port
+from tests.server.servers import REPO_ROOT, ServerProcess
 
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/lib/chromium/chromium", "/usr/bin/chromium-browser")
 CHROMIUM_ARGS = [
@@ -60,41 +55,15 @@ def make_keys(database_url: str) -> dict[str, str]:
     return tokens
 
 
-class LiveServer:
+class LiveServer(ServerProcess):
     """``python -m cli.main serve`` with auth on, on a free loopback port; stopped by ``stop()``."""
 
     def __init__(self, database_url: str, log_path: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self.env = os.environ | {"MARGINFACE_DATABASE_URL": database_url, "MARGINFACE_AUTH": "true"}
-        self.proc: subprocess.Popen | None = None
+        super().__init__(database_url, log_path, auth=True)
 
     def start(self, timeout: float = 120.0) -> LiveServer:
-        command = [sys.executable, "-m", "cli.main", "serve", "--port", str(self.port)]
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(command, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=log)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.25)
-        self.stop()
-        raise RuntimeError(f"server not ready in {timeout} s:\n{self.log()}")
+        super().start(timeout)
+        return self
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)

@@ -22,9 +22,11 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """``python -m cli.main serve --no-auth`` on a free loopback port with the given store."""
+    """``python -m cli.main serve`` on a free loopback port with the given store (``--no-auth`` unless
+    ``auth``)."""
 
-    def __init__(self, database_url: str, log_path: Path, **env: str) -> None:
+    def __init__(self, database_url: str, log_path: Path, *, auth: bool = False, **env: str) -> None:
+        self.auth = auth
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -34,7 +36,8 @@ class ServerProcess:
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 90.0) -> ServerProcess:
-        command = [sys.executable, "-m", "cli.main", "serve", "--no-auth", "--port", str(self.port)]
+        command = [sys.executable, "-m", "cli.main", "serve", "--port", str(self.port)]
+        command += [] if self.auth else ["--no-auth"]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(command, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=log)
         deadline = time.monotonic() + timeout
