@@ -128,3 +128,27 @@ def test_finetune_refuses_a_mismatched_backbone(crop_folder, default_pack, tmp_p
     cfg.backbone = "mobilefacenet"
     with pytest.raises(ConfigError, match="finetune.init"):
         Trainer(cfg, tmp_path / "bad", progress=False)
+
+
+def test_centre_pass_is_cached_per_weights_and_data(crop_folder, default_pack, tmp_path, monkeypatch):
+    """Runs of a sweep share one pass over the data; a changed crop invalidates it."""
+    import shutil
+
+    import training.finetune.setup as setup
+
+    data = tmp_path / "data"
+    shutil.copytree(crop_folder, data)
+    cfg = _config(data, 1)
+    first = Trainer(cfg, tmp_path / "a", progress=False).head.weight.detach().clone()
+
+    def no_pass(*args, **kwargs):
+        raise AssertionError("the centre pass ran again")
+
+    monkeypatch.setattr(setup, "class_means", no_pass)
+    second = Trainer(cfg, tmp_path / "b", progress=False).head.weight.detach()
+    assert torch.equal(first, second)
+
+    crop = next(data.glob("id00/*.jpg"))
+    cv2.imwrite(str(crop), cv2.flip(cv2.imread(str(crop)), 1))
+    with pytest.raises(AssertionError, match="centre pass"):
+        Trainer(cfg, tmp_path / "c", progress=False)

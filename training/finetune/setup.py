@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import logging
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -48,6 +52,54 @@ def class_means(
     return F.normalize(sums, dim=1), counts
 
 
+def _centre_cache_path(
+    backbone: nn.Module, dataset: Any, num_classes: int, max_batches: int | None
+) -> Path | None:
+    """Where the class means of this (initial weights, data) pair are kept, or None when the dataset
+    cannot be fingerprinted. Every run of a sweep starts from the same model on the same crops: the pass
+    over the data (minutes on a CPU) is made once. Key: the weights' bytes and every sample's path, size,
+    modification time and label."""
+    samples = getattr(dataset, "samples", None)
+    if not samples:
+        return None
+    digest = hashlib.sha256()
+    for name, tensor in sorted(backbone.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    files = []
+    for path, label in samples:
+        stat = Path(path).stat()
+        files.append([str(path), stat.st_size, stat.st_mtime_ns, int(label)])
+    digest.update(json.dumps([files, num_classes, max_batches]).encode())
+    home = Path(os.environ.get("MARGINFACE_HOME", Path.home() / ".marginface")).expanduser()
+    return home / "cache" / "centres" / f"{digest.hexdigest()[:32]}.pt"
+
+
+def cached_class_means(
+    backbone: nn.Module,
+    dataset: Any,
+    num_classes: int,
+    device: torch.device,
+    max_batches: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``class_means``, read from / written to the centre cache when the dataset has ``samples``."""
+    path = _centre_cache_path(backbone, dataset, num_classes, max_batches)
+    if path is not None and path.is_file():
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            log.info("class centres from %s", path)
+            return state["means"], state["counts"]
+        except Exception as exc:  # a truncated file: recompute
+            log.warning("ignoring centre cache %s: %s", path, exc)
+    means, counts = class_means(backbone, dataset, num_classes, device, max_batches=max_batches)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        torch.save({"means": means, "counts": counts}, tmp)
+        os.replace(tmp, path)
+    return means, counts
+
+
 class FineTuning:
     """Initial weights, centres, frozen layers, backbone warm-up and the compatibility term."""
 
@@ -75,7 +127,7 @@ class FineTuning:
         weight = getattr(head, "weight", None)
         if not isinstance(weight, torch.Tensor) or weight.dim() != 2:
             return False
-        means, counts = class_means(
+        means, counts = cached_class_means(
             backbone, dataset, weight.shape[0], device, max_batches=self.cfg.centre_batches
         )
         seen = counts > 0
