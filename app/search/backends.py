@@ -33,6 +33,7 @@ def params_from_settings(settings: Settings) -> IndexParams:
         exact_max_faces=settings.search_exact_max_faces,
         rerank=settings.search_rerank,
         target_recall=settings.search_target_recall,
+        vectors_dir=str(Path(settings.home).expanduser() / "vectors"),  # float tables over the budget
     )
 
 

@@ -113,7 +113,19 @@ class GalleryIndex:
     def reserve(self, n: int) -> None:
         """Pre-size the vector table for ``n`` faces (a bulk load then never copies it to grow)."""
         with self._lock:
+            self._spill_if_over_budget(n)
             self._table.reserve(n)
+
+    def _spill_if_over_budget(self, n: int) -> None:
+        """Move the float table to a memory-mapped file once ``n`` faces' floats no longer fit the budget."""
+        if not self._table.on_disk and factory.floats_on_disk(self.params, n, self.dim):
+            log.info("float vectors of %d faces over the %d MiB budget: memory-mapped under %s", n,
+                     self.params.memory_budget_mb, self.params.vectors_dir or "the temp dir")
+            self._table.to_disk(self.params.vectors_dir)
+
+    @property
+    def floats_on_disk(self) -> bool:
+        return self._table.on_disk
 
     @contextlib.contextmanager
     def bulk(self) -> Iterator[GalleryIndex]:
@@ -192,6 +204,7 @@ class GalleryIndex:
     def import_state(self, state: dict) -> None:
         """Take over a saved state (a fresh index only); search parameters follow the current settings."""
         with self._lock:
+            self._spill_if_over_budget(len(state["ids"]))
             self._table.load(state["ids"], state["subjects"], state["vectors"])
             index = state["index"]
             if isinstance(index, faiss.IndexIVF):
@@ -216,9 +229,13 @@ class GalleryIndex:
             if self.size == 0:
                 return [[] for _ in range(len(queries))]
             total = self.size + len(self._tombstones)
-            depth = min(total, max(4 * top_k, 32) + len(self._tombstones))
+            depth = max(4 * top_k, 32)
             if self._kind in factory.COMPRESSED_KINDS:
-                depth = min(total, max(depth, self.params.rerank))
+                depth = max(depth, self.params.rerank)
+            # tombstones may take candidate slots: HNSW (small, purged often) digs past all of them; IVF
+            # fast-scan galleries can hold many, so at most twice as deep (too few subjects: widened below)
+            depth = min(total, depth + (len(self._tombstones) if self._kind == "hnsw" else
+                                        min(len(self._tombstones), depth)))
             sims, rows = self._candidates(queries, depth)
             results: list[list[Hit]] = []
             for q in range(len(queries)):
@@ -271,6 +288,7 @@ class GalleryIndex:
         return kind, over
 
     def _maybe_rebuild(self) -> None:
+        self._spill_if_over_budget(self.size)
         if self._bulk or self.rebuilding():
             return
         target, over = self._target()

@@ -23,6 +23,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from app.search import factory
 from app.search.factory import IndexParams
 from app.search.gallery_index import GalleryIndex
 from app.store.models import Gallery
@@ -121,7 +122,10 @@ class SnapshotStore:
             intact = path.exists() and path.stat().st_size == expected["bytes"]
             if not intact or _crc(path) != expected["crc32"]:
                 raise SnapshotError(f"{name} is missing or corrupt")
-        arrays = {name: np.load(folder / f"{name}.npy", allow_pickle=False)
+        # floats bound for a memory-mapped table are paged in while copied there, not read whole first
+        paged = "r" if factory.floats_on_disk(params, int(meta["size"]), int(meta["dim"])) else None
+        arrays = {name: np.load(folder / f"{name}.npy", allow_pickle=False,
+                                mmap_mode=paged if name == "vectors" else None)
                   for name in ("ids", "subjects", "vectors", "tombstones")}
         if len(arrays["ids"]) != meta["size"] or arrays["vectors"].shape != (meta["size"], meta["dim"]):
             raise SnapshotError("array sizes disagree with meta.json")

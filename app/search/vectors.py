@@ -2,12 +2,19 @@
 
 Python dicts cost ~100 bytes per entry (10M faces: ~1 GB per dict); face ids come from the store's
 autoincrement and are dense, so they index numpy arrays directly (ids far beyond the dense range fall back
-to a dict).
+to a dict). The float vectors can live in a memory-mapped, already-unlinked temporary file
+(``VectorTable.to_disk``) when they do not fit the memory budget: the page cache then holds what it can.
 """
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+from typing import IO
+
 import numpy as np
+
+COPY_ROWS = 1 << 18  # rows copied at a time into a file-backed table
 
 ABSENT = -1
 
@@ -94,14 +101,34 @@ class VectorTable:
 
     def __init__(self, dim: int) -> None:
         self.dim = dim
+        self._file: IO[bytes] | None = None
         self._ids = np.empty(0, dtype=np.int64)
         self._subjects = np.empty(0, dtype=np.int64)
         self._vectors: np.ndarray = self._allocate(0)
         self._count = 0
         self._row_of = IdMap()
 
+    @property
+    def on_disk(self) -> bool:
+        return self._file is not None
+
+    def to_disk(self, directory: str = "") -> None:
+        """Move the float vectors into a memory-mapped temporary file under ``directory`` (once)."""
+        if self._file is not None:
+            return
+        if directory:
+            Path(directory).mkdir(parents=True, exist_ok=True)
+        self._file = tempfile.TemporaryFile(dir=directory or None, prefix="marginface-vectors-")
+        old = self._vectors
+        self._vectors = self._allocate(len(self._ids))
+        for start in range(0, self._count, COPY_ROWS):
+            self._vectors[start : start + COPY_ROWS] = old[start : min(start + COPY_ROWS, self._count)]
+
     def _allocate(self, capacity: int) -> np.ndarray:
-        return np.empty((capacity, self.dim), dtype=np.float32)
+        if self._file is None:
+            return np.empty((capacity, self.dim), dtype=np.float32)
+        self._file.truncate(max(capacity, 1) * self.dim * 4)  # grows in place: the rows already there stay
+        return np.memmap(self._file, np.float32, "r+", shape=(max(capacity, 1), self.dim))[:capacity]
 
     def __len__(self) -> int:
         return self._count
@@ -128,7 +155,8 @@ class VectorTable:
         grown_subjects = np.empty(capacity, dtype=np.int64)
         grown_subjects[: self._count] = self._subjects[: self._count]
         grown_vectors = self._allocate(capacity)
-        grown_vectors[: self._count] = self._vectors[: self._count]
+        if self._file is None:  # a file-backed table grew in place
+            grown_vectors[: self._count] = self._vectors[: self._count]
         self._ids, self._subjects, self._vectors = grown_ids, grown_subjects, grown_vectors
 
     def remove(self, ids: list[int] | np.ndarray) -> None:
@@ -152,11 +180,16 @@ class VectorTable:
         return self._ids[:n], self._subjects[:n], self._vectors[:n]
 
     def load(self, ids: np.ndarray, subjects: np.ndarray, vectors: np.ndarray) -> None:
-        """Replace the whole table with these arrays (taken over, not copied)."""
+        """Replace the whole table with these arrays (taken over, or copied into the file when on disk)."""
         self._ids = np.ascontiguousarray(ids, np.int64)
         self._subjects = np.ascontiguousarray(subjects, np.int64)
-        self._vectors = np.ascontiguousarray(vectors, np.float32)
         self._count = len(self._ids)
+        if self._file is None:
+            self._vectors = np.ascontiguousarray(vectors, np.float32)
+        else:
+            self._vectors = self._allocate(self._count)
+            for start in range(0, self._count, COPY_ROWS):
+                self._vectors[start : start + COPY_ROWS] = vectors[start : start + COPY_ROWS]
         self._row_of = IdMap()
         self._row_of.set(self._ids, np.arange(self._count, dtype=np.int64))
 
@@ -198,4 +231,6 @@ class VectorTable:
         return np.asarray(self._vectors[rows])
 
     def nbytes_in_ram(self) -> int:
-        return int(self._ids.nbytes + self._subjects.nbytes + self._vectors.nbytes + self._row_of.nbytes())
+        """Bytes held in RAM (a file-backed float table is not: the page cache holds it, reclaimably)."""
+        floats = 0 if self._file is not None else self._vectors.nbytes
+        return int(self._ids.nbytes + self._subjects.nbytes + floats + self._row_of.nbytes())

@@ -10,7 +10,7 @@ from app.search.factory import IVF_MIN_TRAIN, IndexParams, resolve_kind
 from app.search.gallery_index import GalleryIndex
 from tests.search.conftest import DIM, clustered, exact_top1, views
 
-KINDS = ["flat", "ivf", "ivf_sq8", "ivf_pq", "hnsw", "auto"]
+KINDS = ["flat", "ivf", "ivf_sq8", "ivf_pq", "ivf_pqfs", "hnsw", "auto"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -21,8 +21,7 @@ def test_kind_recall_deletions_and_memory(kind):
     index = GalleryIndex(DIM, params)
     index.add(ids, subjects, vectors)
     index.wait_idle()
-    expected = {"flat": "flat", "ivf": "ivf", "ivf_sq8": "ivf_sq8", "ivf_pq": "ivf_pq", "hnsw": "hnsw",
-                "auto": "ivf_sq8"}[kind]
+    expected = {"auto": "ivf_pqfs"}.get(kind, kind)
     assert index.kind == expected
 
     if expected in factory.IVF_KINDS:  # nprobe was raised until the gallery's own faces found their subject
@@ -35,12 +34,12 @@ def test_kind_recall_deletions_and_memory(kind):
     found = np.array([hits[0].face_id for hits in index.search(queries, 1)])
     recall = float(np.mean(found == truth))
     assert recall >= (1.0 if kind == "flat" else 0.95), recall
-    if kind in ("ivf_sq8", "ivf_pq", "auto"):  # re-ranked: similarities are the exact ones
+    if kind in ("ivf_sq8", "ivf_pq", "ivf_pqfs", "auto"):  # re-ranked: similarities are the exact ones
         sims = [hits[0].similarity for hits in index.search(queries[:20], 1)]
         exact = [float(q @ vectors[f - 1]) for q, f in zip(queries[:20], found[:20], strict=True)]
         assert np.allclose(sims, exact, atol=1e-5)
 
-    gone = list(range(1, 1001))  # > 20 %: HNSW purges its tombstones by rebuilding
+    gone = list(range(1, 1001))  # > 20 %: HNSW and fast-scan purge their tombstones by rebuilding
     index.remove(gone)
     index.remove_subject(int(subjects[2000]))
     index.wait_idle()
@@ -56,21 +55,22 @@ def test_kind_recall_deletions_and_memory(kind):
 
 def test_compressed_kinds_hold_fewer_bytes_than_float_indexes():
     params = IndexParams(use_gpu=False)
-    sizes = {k: factory.bytes_per_face(k, params, 512) for k in ("flat", "ivf", "ivf_sq8", "ivf_pq", "hnsw")}
-    assert sizes["ivf_pq"] < sizes["ivf_sq8"] < sizes["ivf"] < sizes["hnsw"]
+    kinds = ("flat", "ivf", "ivf_sq8", "ivf_pq", "ivf_pqfs", "hnsw")
+    sizes = {k: factory.bytes_per_face(k, params, 512) for k in kinds}
+    assert sizes["ivf_pqfs"] <= sizes["ivf_pq"] < sizes["ivf_sq8"] < sizes["ivf"] < sizes["hnsw"]
     assert sizes["ivf_sq8"] - sizes["flat"] == 512 and sizes["ivf_pq"] - sizes["flat"] == 64
+    assert sizes["ivf_pqfs"] - sizes["flat"] == 64  # 128 sub-quantisers of 4 bits
 
 
-def test_auto_picks_exact_then_sq8_then_pq_by_size_and_budget():
+def test_auto_picks_exact_then_fastscan_by_size_and_budget():
     params = IndexParams(kind="auto", memory_budget_mb=64, exact_max_faces=10_000)
     assert resolve_kind(params, 1000, 128) == ("flat", False)
-    assert resolve_kind(params, 50_000, 128) == ("ivf_sq8", False)  # 50k × 672 B = 32 MiB: fits
-    assert resolve_kind(params, 100_000, 128) == ("ivf_pq", False)  # SQ8 (672 B) over; PQ (576 B) fits
-    big = 10_000_000
-    kind, over = resolve_kind(params, big, 128)
-    assert kind == "ivf_pq" and over  # even floats + PQ would be 5.8 GB, far over 64 MiB
-    roomy = IndexParams(kind="auto", memory_budget_mb=12 * 1024)
-    assert resolve_kind(roomy, big, 128) == ("ivf_sq8", False)
+    assert resolve_kind(params, 50_000, 128) == ("ivf_pqfs", False)  # 50k × 560 B = 27 MiB: fits
+    assert not factory.floats_on_disk(params, 50_000, 128)
+    assert resolve_kind(params, 1_000_000, 128) == ("ivf_pqfs", False)  # floats on disk: 48 B/face in RAM
+    assert factory.floats_on_disk(params, 1_000_000, 128)
+    kind, over = resolve_kind(params, 10_000_000, 128)
+    assert kind == "ivf_pqfs" and over  # even the codes and bookkeeping are 480 MB, over 64 MiB
     assert resolve_kind(IndexParams(kind="ivf_pq"), IVF_MIN_TRAIN - 1, 128) == ("flat", False)
 
 

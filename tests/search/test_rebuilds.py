@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import pytest
 
 from app.search import factory
 from app.search.factory import IndexParams
@@ -16,7 +17,8 @@ def _top_ids(index: GalleryIndex, queries: np.ndarray) -> np.ndarray:
     return np.array([hits[0].face_id if hits else -1 for hits in index.search(queries, 1)])
 
 
-def test_writes_during_a_background_build_reach_the_new_index(monkeypatch):
+@pytest.mark.parametrize("kind", ["ivf_sq8", "ivf_pqfs"])
+def test_writes_during_a_background_build_reach_the_new_index(monkeypatch, kind):
     """The build is held (a real build, paused after training) while faces are added and removed."""
     release, trained = threading.Event(), threading.Event()
     real = factory.make_trained
@@ -31,7 +33,7 @@ def test_writes_during_a_background_build_reach_the_new_index(monkeypatch):
 
     monkeypatch.setattr(factory, "make_trained", paused)
     ids, subjects, vectors = clustered(6000)
-    params = IndexParams(kind="ivf_sq8", use_gpu=False, background_min=1000, retrain_growth=2.0)
+    params = IndexParams(kind=kind, use_gpu=False, background_min=1000, retrain_growth=2.0)
     index = GalleryIndex(DIM, params)
     index.add(ids[:4000], subjects[:4000], vectors[:4000])  # ≥ IVF_MIN_TRAIN: a background build starts
     assert trained.wait(30) and index.rebuilding() and index.kind == "flat"
@@ -46,18 +48,21 @@ def test_writes_during_a_background_build_reach_the_new_index(monkeypatch):
     release.set()
     assert index.wait_idle(30)
 
-    assert index.kind == "ivf_sq8" and index.builds == 1 and index.build_error is None
+    assert index.kind == kind and index.builds == 1 and index.build_error is None
     live = [int(i) for i in ids[:4500] if int(i) not in gone]
     assert index.face_ids() == set(live) and index.size == len(live)
-    assert index._index.ntotal == len(live)  # noqa: SLF001 - nothing removed left behind, nothing missing
+    # nothing removed left behind (fast-scan: tombstoned), nothing missing
+    assert index._index.ntotal == len(live) + len(index._tombstones)  # noqa: SLF001
+    assert not index._tombstones & set(live)  # noqa: SLF001
     found = _top_ids(index, vectors[np.array(live) - 1])
     assert np.mean(found == np.array(live)) >= 0.99  # each face finds itself through the new IVF index
     assert not gone & set(_top_ids(index, vectors[:300]).tolist())
 
 
-def test_searches_keep_answering_while_the_gallery_grows_and_retrains():
+@pytest.mark.parametrize("kind", ["ivf_sq8", "ivf_pqfs"])
+def test_searches_keep_answering_while_the_gallery_grows_and_retrains(kind):
     ids, subjects, vectors = clustered(24_000, seed=5)
-    params = IndexParams(kind="ivf_sq8", use_gpu=False, background_min=2000, retrain_growth=2.0, nprobe=8)
+    params = IndexParams(kind=kind, use_gpu=False, background_min=2000, retrain_growth=2.0, nprobe=8)
     index = GalleryIndex(DIM, params)
     index.add(ids[:2500], subjects[:2500], vectors[:2500])
     stop, errors, during, answered = threading.Event(), [], [0], [0]
@@ -86,5 +91,5 @@ def test_searches_keep_answering_while_the_gallery_grows_and_retrains():
     assert index.builds >= 2 and during[0] > 0 and answered[0] > 0
     assert index._trained_at * params.retrain_growth > index.size  # noqa: SLF001 - retrained as it grew
     assert index.size == 24_000 and index._index.ntotal == 24_000  # noqa: SLF001
-    assert index.wait_idle(0) and index.kind == "ivf_sq8"
+    assert index.wait_idle(0) and index.kind == kind
     assert (_top_ids(index, vectors[-300:]) == ids[-300:]).mean() >= 0.98
