@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     batch_wait_ms: float = Field(default=5.0, ge=0.0)
 
     # search
-    default_index: Literal["flat", "ivf", "ivf_sq8", "ivf_pq", "hnsw", "auto"] = "flat"
+    default_index: Literal["flat", "ivf", "ivf_sq8", "ivf_pq", "ivf_pqfs", "hnsw", "auto"] = "flat"
     ivf_nprobe: int = Field(default=16, ge=1)
     hnsw_m: int = Field(default=32, ge=4)
     hnsw_ef_search: int = Field(default=128, ge=8)

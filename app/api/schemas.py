@@ -23,7 +23,7 @@ class GalleryCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=NAME_PATTERN, description="letters, digits, _ . - (128 at most)")
     pack: str | None = Field(default=None, description="a loaded model pack; default: the server's default")
-    index: Literal["flat", "ivf", "ivf_sq8", "ivf_pq", "hnsw", "auto"] | None = Field(
+    index: Literal["flat", "ivf", "ivf_sq8", "ivf_pq", "ivf_pqfs", "hnsw", "auto"] | None = Field(
         default=None, description="index kind (docs/search.md); auto: exact, then IVF-SQ8/PQ by size, memory"
     )
     keep_crops: bool = Field(

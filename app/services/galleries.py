@@ -13,7 +13,7 @@ from app.store.errors import MissingError
 from app.store.models import Gallery, Subject, iso
 from app.store.repository import DuplicateError, Repository
 
-INDEX_KINDS = ("flat", "ivf", "ivf_sq8", "ivf_pq", "hnsw", "auto")  # app.search.factory.INDEX_KINDS
+INDEX_KINDS = ("flat", "ivf", "ivf_sq8", "ivf_pq", "ivf_pqfs", "hnsw", "auto")  # = search.factory.INDEX_KINDS
 
 
 class GalleryService:
