@@ -45,6 +45,12 @@ class Settings(BaseSettings):
         default=64, ge=1, description="image requests in flight; beyond: 503 with Retry-After"
     )
     detect_threads: int = Field(default=2, ge=1, description="threads running decode + detection + alignment")
+    analysis_processes: int | None = Field(
+        default=None,
+        ge=0,
+        description="worker processes for decode + detection + alignment (issue 17); None: one per pipeline "
+        "of the thread topology when the packs run on CPU and there are several, 0: threads of this process",
+    )
     # memory bounds against hostile uploads (bench/bench_hostile.py measures them)
     max_decode_bytes: int | None = Field(
         default=None, ge=1, description="bytes concurrent decodes hold together; None: one max-size image"

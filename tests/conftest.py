@@ -11,6 +11,11 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+# Apps started by tests analyse photos in threads: the default (one analysis process per core, issue 17)
+# would spawn two processes per app. tests/server/test_analysis_processes.py and the Docker tests run the
+# default; any test can still pass ``analysis_processes`` explicitly.
+os.environ.setdefault("MARGINFACE_ANALYSIS_PROCESSES", "0")
+
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:

@@ -137,7 +137,9 @@ class TrustService:
         self, gallery: Gallery, plan: Plan, analysis, embeddings: np.ndarray, faces: list[dict[str, Any]]
     ) -> list[dict[str, Any]]:
         """Add ``quality``, ``decision`` (with its numbers), ``probe_id`` to each face; set ``match``."""
-        qualities = [assess(f, crop) for f, crop in zip(analysis.faces, analysis.crops, strict=True)]
+        qualities = getattr(analysis, "qualities", None) or [
+            assess(f, crop) for f, crop in zip(analysis.faces, analysis.crops, strict=True)
+        ]
         inputs = [
             FaceInput(face["candidates"], emb, identify_floor(q, plan.policy.identify))
             for face, emb, q in zip(faces, embeddings, qualities, strict=True)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,6 +15,7 @@ from app.batching import MicroBatcher
 from app.metrics import Metrics
 from app.services.errors import Conflict, Unavailable
 from app.settings import Settings
+from models.analysis_pool import AnalysisPool, SharedMemoryBudget
 from models.detectors.policy import DetectionPolicy, analyse_photo
 from models.face import Face
 from models.images import MemoryBudget, decode_cost_of
@@ -27,6 +30,8 @@ class Analysis:
     faces: list[Face]
     crops: np.ndarray
     image_size: tuple[int, int]  # (width, height)
+    embeddings: np.ndarray | None = None  # every crop's, when the analysis process embedded them
+    qualities: list | None = None  # models.quality.assess of every face, computed there too
 
 
 def decode_budget(settings: Settings) -> MemoryBudget:
@@ -44,8 +49,11 @@ class Engine:
         metrics: Metrics,
         executor: ThreadPoolExecutor,
         budget: MemoryBudget | None = None,
+        pool: AnalysisPool | None = None,
     ) -> None:
         self.pipeline = pipeline
+        self.pool = pool  # issue 17: decode/detect/align in worker processes (None: in executor threads)
+        self.embedded_in_workers = 0
         self.decode_budget = budget or decode_budget(settings)
         self.settings = settings
         self.name: str = pipeline.pack_name
@@ -70,9 +78,26 @@ class Engine:
                                            **limits)
         return Analysis(faces, crops, full)
 
-    async def analyse(self, data: bytes, max_faces: int | None = None) -> Analysis:
-        """Decode (limits checked before decoding), detect and align, off the event loop."""
+    async def analyse(self, data: bytes, max_faces: int | None = None, *, embed: bool = False) -> Analysis:
+        """Decode (limits checked before decoding), detect and align, off the event loop; ``embed``: embed
+        every face in the analysis process too, when there is one (``Analysis.embeddings``)."""
         limit = min(max_faces or self.settings.max_faces, self.settings.max_faces)
+        if self.pool is not None:
+            limits = {"max_bytes": self.settings.max_image_bytes,
+                      "max_pixels": self.settings.max_image_pixels}
+            generation = self.pool.generation
+            try:
+                future = self.pool.submit(data, limit, embed=embed, **limits)
+                faces, crops, full, embeddings, qualities = await asyncio.wrap_future(future)
+            except BrokenProcessPool:
+                self.pool.restart(generation)
+                raise Unavailable(
+                    "the worker analysing this photo stopped (a new one is starting); retry",
+                    code="analysis_worker_lost",
+                ) from None
+            if embeddings is not None:
+                self.embedded_in_workers += len(embeddings)
+            return Analysis(faces, crops, full, embeddings, qualities)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._analyse_sync, data, limit)
 
@@ -105,6 +130,15 @@ def server_topology(settings: Settings):
         return choose_topology(0, pipelines=explicit)
 
 
+def analysis_processes(settings: Settings, topology, providers: list[str]) -> int:
+    """Worker processes for decode/detect/align: the setting, else one per pipeline on CPU when there are
+    several (a GPU session per process would each take device memory; one pipeline gains nothing)."""
+    if settings.analysis_processes is not None:
+        return settings.analysis_processes
+    on_cpu = all(p == "CPUExecutionProvider" for p in providers)
+    return topology.pipelines if on_cpu and topology.pipelines > 1 else 0
+
+
 class Engines:
     """The packs named in settings, loaded at start-up; a pack that fails to load is reported, not fatal."""
 
@@ -114,6 +148,8 @@ class Engines:
         self.topology = server_topology(settings)  # issue 17: threads per session, pipelines side by side
         self.executor = ThreadPoolExecutor(max_workers=self.topology.pipelines, thread_name_prefix="detect")
         self.decode_budget = decode_budget(settings)  # shared by every pack's engine
+        self._shared_budget: SharedMemoryBudget | None = None  # the same bound across analysis processes
+        self.pools: list[AnalysisPool] = []
         self._by_name: dict[str, Engine] = {}
         self.errors: dict[str, str] = {}
         self.default_name: str | None = None
@@ -130,12 +166,28 @@ class Engines:
                 log.error("model pack %r not loaded: %s", requested, exc)
                 self.errors[requested] = str(exc)
                 continue
-            engine = Engine(pipeline, self.settings, self.metrics, self.executor, self.decode_budget)
+            pool = self._start_pool(requested, pipeline)
+            engine = Engine(pipeline, self.settings, self.metrics, self.executor, self.decode_budget, pool)
             self._by_name[requested] = engine
             self._by_name[engine.name] = engine
             if self.default_name is None:
                 self.default_name = engine.name
             log.info("model pack %s %s loaded (%s)", engine.name, engine.version, engine.pipeline.providers)
+
+    def _start_pool(self, requested: str, pipeline) -> AnalysisPool | None:
+        used = [p for names in pipeline.providers.values() for p in names]
+        processes = analysis_processes(self.settings, self.topology, used)
+        if processes <= 0:
+            return None
+        if self._shared_budget is None:
+            context = multiprocessing.get_context("spawn")
+            self._shared_budget = SharedMemoryBudget(self.decode_budget.capacity, context)
+        pool = AnalysisPool(requested, self.settings.providers, processes, DetectionPolicy.from_env(),
+                            self._shared_budget)
+        pids = pool.start()
+        self.pools.append(pool)
+        log.info("model pack %s: %d analysis processes (%s)", requested, processes, pids)
+        return pool
 
     def add(self, pipeline, alias: str | None = None) -> Engine:
         """Register an already built pipeline (used by the bench and the CLI)."""
@@ -173,4 +225,6 @@ class Engines:
     async def stop(self) -> None:
         for engine in self.loaded():
             await engine.batcher.stop()
+        for pool in self.pools:
+            pool.shutdown()
         self.executor.shutdown(wait=False, cancel_futures=True)

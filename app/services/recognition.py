@@ -82,30 +82,36 @@ class RecognitionService:
         self, data: bytes, gallery: Gallery, top_k: int, threshold: float | None, max_faces: int | None
     ) -> dict[str, Any]:
         engine = self.galleries.engine_for(gallery)
-        index = await asyncio.to_thread(self.galleries.indexes.get, gallery)
-        analysis = await engine.analyse(data, max_faces)
-        embeddings = await engine.embed(analysis.crops)
-        hits = await asyncio.to_thread(index.search, embeddings, top_k) if len(embeddings) else []
-        subject_ids = sorted({h.subject_id for row in hits for h in row})
-        names = await asyncio.to_thread(self.galleries.repo.subject_names, subject_ids)
+        analysis = await engine.analyse(data, max_faces, embed=True)  # every face is searched
+        embeddings = analysis.embeddings
+        if embeddings is None:
+            embeddings = await engine.embed(analysis.crops)
         trust = trust_for(self.galleries)  # issue 11: calibrated threshold, decisions, quality
-        plan = await asyncio.to_thread(trust.plan, gallery, engine, threshold, index)
+
+        def finish() -> tuple[list[dict[str, Any]], Any]:  # one thread hop for search and store reads
+            index = self.galleries.indexes.get(gallery)
+            hits = index.search(embeddings, top_k) if len(embeddings) else []
+            names = self.galleries.repo.subject_names(sorted({h.subject_id for row in hits for h in row}))
+            plan = trust.plan(gallery, engine, threshold, index)
+            faces = []
+            for face, row in zip(analysis.faces, hits, strict=True):
+                candidates = [
+                    {
+                        "subject_id": h.subject_id,
+                        "name": names.get(h.subject_id),
+                        "similarity": round(h.similarity, 4),
+                        "face_id": h.face_id,
+                    }
+                    for h in row
+                    if h.subject_id in names  # deleted between search and lookup
+                ]
+                best = candidates[0] if candidates else None
+                match = best if best is not None and best["similarity"] >= plan.threshold else None
+                faces.append(face.to_dict() | {"candidates": candidates, "match": match})
+            return trust.decide_faces(gallery, plan, analysis, embeddings, faces), plan
+
+        faces, plan = await asyncio.to_thread(finish)
         cut = plan.threshold
-        faces = []
-        for face, row in zip(analysis.faces, hits, strict=True):
-            candidates = [
-                {
-                    "subject_id": h.subject_id,
-                    "name": names.get(h.subject_id),
-                    "similarity": round(h.similarity, 4),
-                    "face_id": h.face_id,
-                }
-                for h in row
-                if h.subject_id in names  # deleted between search and lookup
-            ]
-            match = candidates[0] if candidates and candidates[0]["similarity"] >= cut else None
-            faces.append(face.to_dict() | {"candidates": candidates, "match": match})
-        faces = await asyncio.to_thread(trust.decide_faces, gallery, plan, analysis, embeddings, faces)
         return {"faces": faces, "threshold": cut, "gallery": gallery.name} | plan.to_json()
 
     @staticmethod

@@ -1,0 +1,65 @@
+"""The server's default on CPU (issue 17): photos analysed, and /identify's faces embedded, in worker
+processes. The answers equal those of in-process analysis on the same store; a killed worker costs one
+request a 503 ``analysis_worker_lost``, never the server."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+from tests.server.conftest import enroll_t1, jpeg_file
+
+
+def _identify(client, photo: bytes) -> list[dict]:
+    r = client.post("/identify", data={"gallery": "t1", "top_k": "3"}, files={"image": jpeg_file(photo)})
+    assert r.status_code == 200, r.text
+    return r.json()["faces"]
+
+
+def _summary(faces: list[dict]) -> list[tuple]:
+    return [
+        (tuple(round(v) for v in f["box"]), f["decision"], (f["match"] or {}).get("name"),
+         [(c["name"], c["similarity"]) for c in f["candidates"]])
+        for f in faces
+    ]
+
+
+def test_processes_answer_as_threads_do(make_client, tmp_path: Path, t1_faces, t1_image_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    with_processes = make_client(url, analysis_processes=2)
+    engine = with_processes.app.state.ctx.engines.get()
+    assert engine.pool is not None and engine.pool.processes == 2
+    enroll_t1(with_processes, t1_faces)  # enrollment analyses in the workers, embeds here
+    in_threads = make_client(url, analysis_processes=0)
+    assert in_threads.app.state.ctx.engines.get().pool is None
+
+    photo = t1_image_path.read_bytes()
+    faces = _identify(with_processes, photo)
+    assert len(faces) == 6 and all(f["match"] for f in faces)
+    assert engine.embedded_in_workers == 6
+    assert _summary(faces) == _summary(_identify(in_threads, photo))
+    for path in ("/detect", "/verify"):
+        files = {"image": jpeg_file(photo)} if path == "/detect" else {
+            "image1": jpeg_file(t1_faces[0]["crop"]), "image2": jpeg_file(t1_faces[0]["crop"])}
+        a, b = with_processes.post(path, files=files), in_threads.post(path, files=files)
+        assert a.status_code == b.status_code == 200 and a.json() == b.json()
+    junk = {"image": jpeg_file(b"\xff\xd8junk")}
+    bad = with_processes.post("/identify", data={"gallery": "t1"}, files=junk)
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "corrupt_image"
+
+
+def test_killed_worker_costs_one_request(make_client, tmp_path: Path, t1_faces, t1_image_path: Path) -> None:
+    client = make_client(f"sqlite:///{tmp_path / 'store.db'}", analysis_processes=2)
+    enroll_t1(client, t1_faces)
+    pool = client.app.state.ctx.engines.get().pool
+    os.kill(pool.start()[0], signal.SIGKILL)  # start() on a started pool: the pids of its live workers
+    photo = t1_image_path.read_bytes()
+    statuses = []
+    for _ in range(4):
+        r = client.post("/identify", data={"gallery": "t1"}, files={"image": jpeg_file(photo)})
+        statuses.append(r.status_code)
+        if r.status_code == 503:
+            assert r.json()["error"]["code"] == "analysis_worker_lost"
+    assert statuses[0] == 503 and statuses[-1] == 200 and set(statuses) <= {200, 503}
+    assert len(_identify(client, photo)) == 6
