@@ -12,17 +12,13 @@ and searches one face.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import cv2
-import httpx
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,8 +30,10 @@ from app.store.db import make_engine  # noqa: E402
 from app.store.migrate import upgrade  # noqa: E402
 from app.store.models import Subject  # noqa: E402
 from app.store.repository import NewFace, Repository  # noqa: E402
+from bench.http_load import batch_mean  # noqa: E402
 from models.images import decode_image  # noqa: E402
 from models.pipeline import FacePipeline  # noqa: E402
+from tests.server.servers import ServerProcess  # noqa: E402
 
 
 def t1_crops(pipeline: FacePipeline) -> list[bytes]:
@@ -87,36 +85,19 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values) * 1000, q))
 
 
-async def drive(
-    base: str, crops: list[bytes], concurrency: int, total: int
-) -> tuple[float, list[float], int]:
-    latencies: list[float] = []
+def drive(base: str, crops: list[bytes], concurrency: int, total: int) -> tuple[float, list[float], int]:
+    """/identify of t1's faces from ``concurrency`` connections: (req/s, latencies, correct top-1)."""
+    from bench.http_load import post_request, run_load
+
+    bodies = [post_request(base, "/identify", {"gallery": "bench", "top_k": "5"}, crop) for crop in crops]
+    result = run_load(base, bodies, concurrency, total)
     correct = 0
-    counter = iter(range(total))
-
-    async def worker(client: httpx.AsyncClient) -> None:
-        nonlocal correct
-        for i in counter:
-            files = {"image": ("q.jpg", crops[i % len(crops)], "image/jpeg")}
-            started = time.perf_counter()
-            r = await client.post("/identify", data={"gallery": "bench", "top_k": "5"}, files=files)
-            latencies.append(time.perf_counter() - started)
-            r.raise_for_status()
-            match = r.json()["faces"][0]["match"]
-            correct += match is not None and match["name"] == f"t1_person{i % len(crops)}"
-
-    async with httpx.AsyncClient(base_url=base, timeout=120) as client:
-        await worker_warmup(client, crops)
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    return total / elapsed, latencies, correct
-
-
-async def worker_warmup(client: httpx.AsyncClient, crops: list[bytes]) -> None:
-    for crop in crops[:2]:
-        files = {"image": ("q.jpg", crop, "image/jpeg")}
-        (await client.post("/identify", data={"gallery": "bench"}, files=files)).raise_for_status()
+    for i, reply in result.replies.items():
+        if reply.status != 200:
+            raise RuntimeError(f"/identify answered {reply.status}: {reply.body[:200]!r}")
+        match = reply.json()["faces"][0]["match"]
+        correct += match is not None and match["name"] == f"t1_person{i % len(crops)}"
+    return result.rate, result.latencies, correct
 
 
 def plain_loop(url: str, pipeline: FacePipeline, crops: list[bytes], total: int) -> tuple[float, list[float]]:
@@ -138,11 +119,6 @@ def plain_loop(url: str, pipeline: FacePipeline, crops: list[bytes], total: int)
     return total / (time.perf_counter() - started), latencies
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -160,62 +136,21 @@ def main() -> None:
         f"{time.perf_counter() - started:.1f} s"
     )
 
-    port = free_port()
-    env = os.environ | {"MARGINFACE_DATABASE_URL": url, "MARGINFACE_MAX_CONCURRENT_REQUESTS": "256"}
-    log = open(workdir / "server.log", "wb")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cli.main",
-            "serve",
-            "--no-auth",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=log,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        started = time.perf_counter()
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.perf_counter() - started > 300:
-                raise SystemExit(f"server did not start; see {workdir / 'server.log'}")
-            time.sleep(0.3)
+    started = time.perf_counter()
+    with ServerProcess(url, workdir / "server.log", MARGINFACE_MAX_CONCURRENT_REQUESTS="256") as server:
         print(f"server ready (index rebuilt from the store) in {time.perf_counter() - started:.1f} s")
         print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         print(f"{'mode':<28}{'req/s':>8}{'p50 ms':>10}{'p99 ms':>10}{'top-1 ok':>10}")
         for concurrency in (1, 4, 16):
             total = args.requests * (2 if concurrency == 16 else 1)
-            rps, lat, correct = asyncio.run(drive(base, crops, concurrency, total))
-            label = f"HTTP, batched, conc {concurrency}"
+            rps, lat, correct = drive(server.url, crops, concurrency, total)
+            label = f"HTTP, conc {concurrency}"
             print(
                 f"{label:<28}{rps:>8.1f}{percentile(lat, 50):>10.1f}{percentile(lat, 99):>10.1f}"
                 f"{correct:>6}/{total}"
             )
-        metrics = httpx.get(f"{base}/metrics").text
-        batches = [line for line in metrics.splitlines() if line.startswith("marginface_embed_batch_size_")]
-        count = float(
-            next(x for x in batches if x.startswith("marginface_embed_batch_size_count")).split()[-1]
-        )
-        total_faces = float(
-            next(x for x in batches if x.startswith("marginface_embed_batch_size_sum")).split()[-1]
-        )
-        print(f"mean embedding batch over the HTTP runs: {total_faces / count:.2f} faces")
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
+        mean = batch_mean(server.url)
+        print(f"mean embedding batch over the HTTP runs: {mean:.2f} faces (nan: analysis processes embed)")
     rps, lat = plain_loop(url, pipeline, crops, args.requests)
     print(
         f"{'plain loop (no HTTP/batch)':<28}{rps:>8.1f}"

@@ -102,26 +102,27 @@ def http_rows(pipeline, photos: list[bytes], unit: float, cores: int, requests: 
     best-scored one); a last row asks for every face (LFW photos hold 1.26 on average), as /identify does by
     default. The load comes from ``bench/http_load.py``: requests built once, raw keep-alive connections."""
     from bench.bench_server import fill_gallery, t1_crops
-    from bench.http_load import ServerProcess, batch_mean, post_request, run_load
+    from bench.http_load import batch_mean, post_request, run_load
+    from tests.server.servers import ServerProcess
 
     workdir = Path(tempfile.mkdtemp(prefix="mf-throughput-"))
     url = f"sqlite:///{workdir / 'bench.db'}"
     fill_gallery(url, pipeline, t1_crops(pipeline), 2000)
     rows: list[list] = []
-    with ServerProcess(url) as server:
+    with ServerProcess(url, workdir / "server.log", MARGINFACE_MAX_CONCURRENT_REQUESTS="256") as server:
         fields = {"gallery": "bench", "top_k": "1"}
-        one = [post_request(server.base, "/identify", fields | {"max_faces": "1"}, p) for p in photos]
-        every = [post_request(server.base, "/identify", fields, p) for p in photos]
+        one = [post_request(server.url, "/identify", fields | {"max_faces": "1"}, p) for p in photos]
+        every = [post_request(server.url, "/identify", fields, p) for p in photos]
         runs = [(c, one, f"/identify over HTTP, concurrency {c}") for c in (1, 4, 16)]
         runs.append((16, every, "/identify over HTTP, concurrency 16, every face (1.26 a photo)"))
         for concurrency, bodies, label in runs:
-            result = run_load(server.base, bodies, concurrency, requests)
+            result = run_load(server.url, bodies, concurrency, requests)
             bad = [r.status for r in result.replies.values() if r.status not in (200, 422)]
             if bad:
-                raise RuntimeError(f"/identify answered {sorted(set(bad))}; see {server.workdir}")
+                raise RuntimeError(f"/identify answered {sorted(set(bad))}; see {workdir}")
             rows.append([label, "LFW", f"{result.rate:.1f} req/s", _ms(result.latencies, 50),
                          _ms(result.latencies, 99), result.rate / (cores * unit)])
-        mean = batch_mean(server)
+        mean = batch_mean(server.url)
         where = "analysis processes embed each photo's faces" if mean != mean else f"{mean:.2f} faces"
         rows.append(["mean embedding batch over the HTTP runs", "LFW", where, "", "", ""])
     return rows

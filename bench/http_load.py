@@ -1,4 +1,5 @@
-"""Load for the HTTP benchmarks: a ``marginface serve`` process and a lean keep-alive client.
+"""Load for the HTTP benchmarks (the server: ``tests/server/servers.py``'s ``ServerProcess``): a lean
+keep-alive client.
 
 The client sends requests whose bytes are built once (multipart bodies of real photos) over raw asyncio
 streams, one connection per concurrent client, as wrk does: on a 2-core machine the load generator shares the
@@ -10,17 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import urlsplit
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes, str]]) -> tuple[bytes, str]:
@@ -114,70 +108,11 @@ def run_load(base: str, requests: list[bytes], concurrency: int, total: int, war
     return asyncio.run(drive(base, requests, concurrency, total))
 
 
-class ServerProcess:
-    """``marginface serve --no-auth`` on a free port with the store at ``database_url``, until stopped."""
+def batch_mean(base: str) -> float:
+    """Mean faces per embedding batch so far, from the server's /metrics (NaN before any batch)."""
+    import httpx
 
-    def __init__(self, database_url: str, *, workers: int = 1, env: dict[str, str] | None = None) -> None:
-        self.database_url = database_url
-        self.workers = workers
-        self.extra_env = env or {}
-        self.workdir = Path(tempfile.mkdtemp(prefix="mf-serve-"))
-        self.process: subprocess.Popen | None = None
-        self.base = ""
-
-    def start(self, timeout: float = 300) -> ServerProcess:
-        from bench.bench_server import free_port
-
-        port = free_port()
-        env = os.environ | {
-            "MARGINFACE_DATABASE_URL": self.database_url,
-            "MARGINFACE_MAX_CONCURRENT_REQUESTS": "256",
-        } | self.extra_env
-        command = [sys.executable, "-m", "cli.main", "serve", "--no-auth", "--port", str(port),
-                   "--log-level", "warning", "--workers", str(self.workers)]
-        self._log = open(self.workdir / "server.log", "wb")
-        self.process = subprocess.Popen(command, cwd=REPO, env=env, stdout=self._log, stderr=self._log)
-        self.base = f"http://127.0.0.1:{port}"
-        started = time.perf_counter()
-        while self.get("/readyz")[0] != 200:
-            if self.process.poll() is not None or time.perf_counter() - started > timeout:
-                self.stop()
-                raise RuntimeError(f"server did not start; see {self.workdir / 'server.log'}")
-            time.sleep(0.3)
-        self.ready_s = time.perf_counter() - started
-        return self
-
-    def get(self, path: str) -> tuple[int, str]:
-        import urllib.error
-        import urllib.request
-
-        try:
-            with urllib.request.urlopen(self.base + path, timeout=5) as response:
-                return response.status, response.read().decode()
-        except urllib.error.HTTPError as exc:
-            return exc.code, ""
-        except OSError:
-            return 0, ""
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        self._log.close()
-
-    def __enter__(self) -> ServerProcess:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-def batch_mean(server: ServerProcess) -> float:
-    """Mean faces per embedding batch so far, from /metrics (NaN before any batch)."""
-    _, text = server.get("/metrics")
+    text = httpx.get(f"{base}/metrics", timeout=10).text
     values = {}
     for line in text.splitlines():
         for key in ("marginface_embed_batch_size_sum", "marginface_embed_batch_size_count"):
