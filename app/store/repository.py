@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -19,10 +18,9 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.crops.models import CROP_MEDIA_TYPE, FaceCrop
+from app.store.changelog import ChangeLogReads
 from app.store.errors import DuplicateError, MissingError, StoreUnavailable
-from app.store.models import Change, FaceRecord, Gallery, StoreMeta, Subject, utcnow
-
-PRUNED_KEY = "changes_pruned_through"
+from app.store.models import Change, FaceRecord, Gallery, Subject, utcnow
 
 
 def _is_unavailable(exc: DBAPIError) -> bool:
@@ -50,7 +48,7 @@ class NewFace:
     crop: bytes | None = None  # encoded aligned crop, stored beside the face (app.crops)
 
 
-class Repository:
+class Repository(ChangeLogReads):
     """Galleries → subjects → faces, plus the change log."""
 
     def __init__(self, engine: Engine) -> None:
@@ -384,58 +382,3 @@ class Repository:
             vectors = np.stack([np.frombuffer(r[2], dtype=np.float32) for r in rows])
             yield ids, subjects, vectors
             after = int(ids[-1])
-
-    # change log
-    def changes_after(self, after_id: int, limit: int = 5000) -> list[Change]:
-        with self.session() as s:
-            return list(
-                s.scalars(select(Change).where(Change.id > after_id).order_by(Change.id).limit(limit))
-            )
-
-    def changes_since(
-        self, after_id: int, *, also: Sequence[int] = (), gallery_id: int | None = None, limit: int = 5000
-    ) -> list[Change]:
-        """Changes with id > ``after_id`` (at most ``limit``) plus those with an id in ``also``, by id."""
-        condition = Change.id > after_id
-        if also:
-            condition = condition | Change.id.in_(list(also))
-        query = select(Change).where(condition)
-        if gallery_id is not None:
-            query = query.where(Change.gallery_id == gallery_id)
-        with self.session() as s:
-            return list(s.scalars(query.order_by(Change.id).limit(limit + len(also))))
-
-    def change_ids_between(self, low: int, high: int) -> set[int]:
-        """Ids of the changes in (low, high]."""
-        with self.session() as s:
-            rows = s.scalars(select(Change.id).where(Change.id > low, Change.id <= high))
-            return {int(i) for i in rows}
-
-    def pruned_through(self) -> int:
-        """The highest change id ever pruned (0: nothing pruned)."""
-        with self.session() as s:
-            return int(s.scalar(select(StoreMeta.value).where(StoreMeta.key == PRUNED_KEY)) or 0)
-
-    def last_change_id(self) -> int:
-        """The change-log position now: the highest change id, pruned ones included (ids never restart)."""
-        with self.session() as s:
-            newest = int(s.scalar(select(func.max(Change.id))) or 0)
-            pruned = int(s.scalar(select(StoreMeta.value).where(StoreMeta.key == PRUNED_KEY)) or 0)
-            return max(newest, pruned)
-
-    def prune_changes(self, older_than: timedelta) -> int:
-        """Forget change-log entries older than ``older_than`` and record the highest id forgotten.
-
-        A process whose position is below that id missed changes and reloads its indexes from the store.
-        """
-        with self.session() as s:
-            through = s.scalar(select(func.max(Change.id)).where(Change.created_at < utcnow() - older_than))
-            if not through:
-                return 0
-            result = s.execute(delete(Change).where(Change.id <= through))
-            s.execute(  # the row is created by migration 0002; ids only grow, so "through" only grows
-                update(StoreMeta)
-                .where(StoreMeta.key == PRUNED_KEY, StoreMeta.value < through)
-                .values(value=through)
-            )
-            return int(result.rowcount or 0)
