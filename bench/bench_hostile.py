@@ -27,6 +27,7 @@ import httpx
 import numpy as np
 
 from bench.results import main_for
+from tests.server.servers import ServerProcess
 
 REPO = Path(__file__).resolve().parents[1]
 PRE_FIX = "9ae75c9"  # the last commit with the old decode path (uint16 compositing, float 16-bit scaling)
@@ -40,8 +41,30 @@ def _status_kib(pid: int | str, key: str) -> int:
     raise KeyError(key)
 
 
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (the server's analysis processes decode the photos, issue 17)."""
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            todo += [int(c) for c in task.read_text().split()]
+    return out
+
+
+def _tree_kib(pid: int, key: str) -> int:
+    total = 0
+    for member in _tree(pid):
+        try:
+            total += _status_kib(member, key)
+        except (OSError, KeyError):  # a child that just exited
+            continue
+    return total
+
+
 class PeakRss:
-    """Highest RSS of ``pid`` while the block runs: a 5 ms sampler and VmHWM (reset on entry)."""
+    """Highest RSS of ``pid`` and its children together while the block runs: a 5 ms sampler of the sum,
+    and the sum of VmHWM (reset on entry; an upper bound, as the processes' peaks need not coincide)."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
@@ -50,7 +73,8 @@ class PeakRss:
 
     def __enter__(self) -> PeakRss:
         try:
-            Path(f"/proc/{self.pid}/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+            for member in _tree(self.pid):
+                Path(f"/proc/{member}/clear_refs").write_text("5")  # resets VmHWM to the current RSS
             self._hwm = True
         except OSError:
             self._hwm = False
@@ -60,59 +84,32 @@ class PeakRss:
 
     def _sample(self) -> None:
         while not self._stop.is_set():
-            self.peak_kib = max(self.peak_kib, _status_kib(self.pid, "VmRSS"))
+            self.peak_kib = max(self.peak_kib, _tree_kib(self.pid, "VmRSS"))
             time.sleep(0.005)
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
         if self._hwm:
-            self.peak_kib = max(self.peak_kib, _status_kib(self.pid, "VmHWM"))
+            self.peak_kib = max(self.peak_kib, _tree_kib(self.pid, "VmHWM"))
 
 
-class Server:
-    """``python -m cli.main serve --no-auth`` in its own home (default pack installed there)."""
+class Server(ServerProcess):
+    """``marginface serve`` in its own home (default pack installed there), store ``<home>/marginface.db``."""
 
     def __init__(self, home: Path, auth: bool = False, **env: str) -> None:
-        import socket
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        url = f"sqlite:///{home / 'marginface.db'}"
+        super().__init__(url, home / "server.log", auth=auth, MARGINFACE_HOME=str(home), **env)
         self.home = home
-        self.auth = auth
-        self.env = os.environ | {"MARGINFACE_HOME": str(home)} | env
-        self.log = home / "server.log"
 
     def __enter__(self) -> Server:
-        command = [sys.executable, "-m", "cli.main", "serve", "--port", str(self.port)]
-        command += [] if self.auth else ["--no-auth"]
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(command, cwd=REPO, env=self.env, stdout=log, stderr=log)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.__exit__()
-        raise RuntimeError(f"server not ready: {self.log.read_text()[-2000:]}")
-
-    def __exit__(self, *exc: object) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        self.start(timeout=120)
+        return self
 
     def rss_mb(self) -> float:
-        return _status_kib(self.proc.pid, "VmRSS") / 1024
+        """The server's and its analysis processes' RSS together."""
+        assert self.proc is not None
+        return _tree_kib(self.proc.pid, "VmRSS") / 1024
 
 
 def install_default_pack(home: Path) -> None:
