@@ -127,16 +127,7 @@ def decoding(
 ) -> Iterator[np.ndarray]:
     """``decode_image`` that holds ``decode_cost`` bytes of ``budget`` from before decoding until the
     ``with`` block ends (the caller works on the array inside it)."""
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise InvalidImageError(f"expected encoded image bytes, got {type(data).__name__}", code="bad_image")
-    size = len(data)
-    if size == 0:
-        raise InvalidImageError("the image is empty (0 bytes)", code="empty_image")
-    if size > max_bytes:
-        raise InvalidImageError(
-            f"the image is {size} bytes, over the limit of {max_bytes} bytes", code="image_too_large"
-        )
-    data = bytes(data)
+    data = _checked_bytes(data, max_bytes)
     image = _open_lazily(data, max_pixels)
     cost = decode_cost(*image.size)
     reservation = budget.reserve(cost) if budget is not None else _nothing()
@@ -146,6 +137,20 @@ def decoding(
         finally:
             image.close()
         yield array
+
+
+def _checked_bytes(data: bytes | bytearray | memoryview, max_bytes: int) -> bytes:
+    """The encoded bytes, refused when not bytes, empty or over ``max_bytes`` (before any decoding)."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise InvalidImageError(f"expected encoded image bytes, got {type(data).__name__}", code="bad_image")
+    size = len(data)
+    if size == 0:
+        raise InvalidImageError("the image is empty (0 bytes)", code="empty_image")
+    if size > max_bytes:
+        raise InvalidImageError(
+            f"the image is {size} bytes, over the limit of {max_bytes} bytes", code="image_too_large"
+        )
+    return bytes(data)
 
 
 @contextmanager
@@ -331,16 +336,7 @@ def decoding_reduced(
     The same limits apply: bytes and the declared (full) pixel count are checked before decoding, and
     ``budget`` reserves the cost of the pixels actually decoded. Other formats decode at full size.
     """
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise InvalidImageError(f"expected encoded image bytes, got {type(data).__name__}", code="bad_image")
-    size = len(data)
-    if size == 0:
-        raise InvalidImageError("the image is empty (0 bytes)", code="empty_image")
-    if size > max_bytes:
-        raise InvalidImageError(
-            f"the image is {size} bytes, over the limit of {max_bytes} bytes", code="image_too_large"
-        )
-    data = bytes(data)
+    data = _checked_bytes(data, max_bytes)
     image = _open_lazily(data, max_pixels)
     width, height = image.size
     upright = (height, width) if _orientation(image) in (5, 6, 7, 8) else (width, height)
