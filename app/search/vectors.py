@@ -8,6 +8,7 @@ to a dict). The float vectors can live in a memory-mapped, already-unlinked temp
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 from typing import IO
@@ -15,6 +16,7 @@ from typing import IO
 import numpy as np
 
 COPY_ROWS = 1 << 18  # rows copied at a time into a file-backed table
+GATHER_ROWS = 1 << 17  # file-backed tables: fewer rows than this are read row by row (os.preadv)
 
 ABSENT = -1
 
@@ -198,7 +200,17 @@ class VectorTable:
         return self._row_of.get(ids)
 
     def vectors_at(self, rows: np.ndarray) -> np.ndarray:
-        return np.asarray(self._vectors[rows])
+        """Vectors of table ``rows``. From a file-backed table a few rows (re-ranking candidates, samples)
+        are read one by one: a page fault on the mapping would read ~128 KiB around each 2 KiB row."""
+        rows = np.asarray(rows)
+        if self._file is None or rows.ndim != 1 or len(rows) >= GATHER_ROWS:
+            return np.asarray(self._vectors[rows])
+        out = np.empty((len(rows), self.dim), np.float32)
+        size, fd = 4 * self.dim, self._file.fileno()
+        buffer = memoryview(out).cast("B")
+        for i, row in enumerate(rows.tolist()):
+            os.preadv(fd, [buffer[i * size : (i + 1) * size]], row * size)
+        return out
 
     def ids_at(self, rows: np.ndarray) -> np.ndarray:
         return self._ids[rows]
@@ -228,7 +240,7 @@ class VectorTable:
         if count >= self._count:
             return np.array(self._vectors[: self._count])
         rows = np.sort(np.random.default_rng(seed).choice(self._count, count, replace=False))
-        return np.asarray(self._vectors[rows])
+        return self.vectors_at(rows)
 
     def nbytes_in_ram(self) -> int:
         """Bytes held in RAM (a file-backed float table is not: the page cache holds it, reclaimably)."""

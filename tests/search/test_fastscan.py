@@ -83,6 +83,11 @@ def test_floats_over_the_budget_live_in_a_memory_mapped_file(tmp_path, kind):
     live = np.concatenate([ids[100:], np.arange(20_001, 20_101)])
     live_vectors = np.concatenate([vectors[100:], vectors[:100]])
     assert (_top_ids(index, vectors[:100]) == np.arange(20_001, 20_101)).mean() >= 0.99
+    table = index._table  # noqa: SLF001 - rows read one by one (pread) or through the mapping agree
+    picked = np.random.default_rng(0).permutation(live)[:500]
+    position = {int(face): i for i, face in enumerate(live)}
+    expected = live_vectors[[position[int(face)] for face in picked]]
+    assert np.array_equal(table.vectors_at(table.rows(picked)), expected)
     assert np.mean(_top_ids(index, queries) == exact_top1(live_vectors, live, queries)) >= 0.95
 
     gallery = SimpleNamespace(id=3, name="g", created_at="t", embedding_size=DIM, index_kind=kind)
