@@ -253,7 +253,7 @@ class GalleryIndex:
     def _candidates(self, queries: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
         """(similarities, table rows) best first; rows are ``ABSENT`` for padding and tombstones."""
         if self._index is None:  # exact: brute force over the contiguous live rows
-            sims, rows = faiss.knn(queries, self._table.live_vectors(), depth, faiss.METRIC_INNER_PRODUCT)
+            sims, rows = self._table.knn(queries, depth)
             return sims, rows.astype(np.int64)
         sims, ids = self._index.search(queries, depth)
         rows = self._table.rows(ids.reshape(-1)).reshape(ids.shape)

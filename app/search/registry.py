@@ -54,6 +54,14 @@ def default_index(gallery: Gallery, params: IndexParams, rebuild_ratio: float) -
     return GalleryIndex(gallery.embedding_size, params, rebuild_ratio)
 
 
+def _tag(index: Any, pack: tuple[str, str] | None) -> None:
+    """Record on the index which pack's embeddings it holds (recognition checks it, issue 13)."""
+    try:
+        index.pack = pack
+    except AttributeError:  # an index type that takes no attributes: left untagged
+        pass
+
+
 class IndexRegistry:
     """Gallery id → index. Own writes go through ``writing``; other processes' through ``sync_once``."""
 
@@ -128,7 +136,28 @@ class IndexRegistry:
         return replace(self.params, kind=gallery.index_kind)
 
     def _build(self, gallery: Gallery, *, full: bool = False) -> Any:
-        """A new index of the gallery: a snapshot plus the log's tail, or the store's faces."""
+        """A new index of the gallery, tagged ``pack`` = (name, version) of the embeddings it holds.
+
+        Built from the store's gallery row as it is now, not the caller's copy: a migration (issue 13)
+        may have moved the gallery to another pack (and size) since the caller read it. The pack is read
+        before and after the faces; a switch in between (one transaction) means a rebuild.
+        """
+        for _ in range(3):
+            fresh = self._fresh(gallery)
+            index = self._build_from(fresh, full=full)
+            now = self._fresh(gallery)
+            if (now.pack_name, now.pack_version) == (fresh.pack_name, fresh.pack_version):
+                _tag(index, (fresh.pack_name, fresh.pack_version))
+                return index
+        _tag(index, None)  # migrated three times while building: unknown, searched as is
+        return index
+
+    def _fresh(self, gallery: Gallery) -> Gallery:
+        with self.repo.session() as s:
+            return s.get(Gallery, gallery.id) or gallery
+
+    def _build_from(self, gallery: Gallery, *, full: bool = False) -> Any:
+        """A snapshot plus the log's tail, or the store's faces."""
         params = self._params(gallery)
         if not full and self.snapshots is not None:
             restored = self._from_snapshot(gallery, params)

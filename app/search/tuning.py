@@ -32,7 +32,7 @@ def calibrate_nprobe(
     rows = np.sort(np.random.default_rng(0).choice(n, count, replace=False))
     vectors = table.vectors_at(rows)
     self_ids = table.ids_at(rows)
-    _, nearest = faiss.knn(vectors, table.live_vectors(), 2, faiss.METRIC_INNER_PRODUCT)
+    _, nearest = table.knn(vectors, 2)
     truth_rows = np.where(nearest[:, 0] == rows, nearest[:, 1], nearest[:, 0])
     # Only faces whose nearest other face is of the same person: an identify query of someone enrolled.
     # A person's only face would make an arbitrary stranger the "truth" (no query looks like that).

@@ -16,7 +16,9 @@ from typing import IO
 import numpy as np
 
 COPY_ROWS = 1 << 18  # rows copied at a time into a file-backed table
-GATHER_ROWS = 1 << 17  # file-backed tables: fewer rows than this are read row by row (os.preadv)
+GATHER_ROWS = 1 << 17  # file-backed tables: this many rows or more, densely spread, are read as one span
+SPAN_BYTES = 1 << 30  # one preadv call reads at most this
+KNN_BLOCK = 1 << 19  # rows of a file-backed table searched exactly at a time
 
 ABSENT = -1
 
@@ -200,17 +202,51 @@ class VectorTable:
         return self._row_of.get(ids)
 
     def vectors_at(self, rows: np.ndarray) -> np.ndarray:
-        """Vectors of table ``rows``. From a file-backed table a few rows (re-ranking candidates, samples)
-        are read one by one: a page fault on the mapping would read ~128 KiB around each 2 KiB row."""
+        """Vectors of table ``rows``. A file-backed table is read with ``preadv``, not through the mapping
+        (a page fault reads the device's whole read-ahead window, 8 MiB here, around each 2 KiB row):
+        a few rows (re-ranking candidates, samples) one by one, many rows as the span they lie in."""
         rows = np.asarray(rows)
-        if self._file is None or rows.ndim != 1 or len(rows) >= GATHER_ROWS:
+        if self._file is None or rows.ndim != 1 or not len(rows):
             return np.asarray(self._vectors[rows])
+        low, high = int(rows.min()), int(rows.max()) + 1
+        if len(rows) >= GATHER_ROWS and high - low <= 4 * len(rows):
+            return self.span(low, high)[rows - low]
         out = np.empty((len(rows), self.dim), np.float32)
         size, fd = 4 * self.dim, self._file.fileno()
         buffer = memoryview(out).cast("B")
         for i, row in enumerate(rows.tolist()):
             os.preadv(fd, [buffer[i * size : (i + 1) * size]], row * size)
         return out
+
+    def span(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``[start, stop)`` as a new array (a file-backed table: sequential ``preadv`` reads)."""
+        if self._file is None:
+            return np.array(self._vectors[start:stop])
+        out = np.empty((stop - start, self.dim), np.float32)
+        buffer, size, fd = memoryview(out).cast("B"), 4 * self.dim, self._file.fileno()
+        for offset in range(0, len(buffer), SPAN_BYTES):
+            piece = buffer[offset : offset + SPAN_BYTES]
+            done = 0
+            while done < len(piece):
+                done += os.preadv(fd, [piece[done:]], start * size + offset + done)
+        return out
+
+    def knn(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact (similarities, rows) of the ``k`` best live rows per query; one sequential pass."""
+        import faiss
+
+        n = self._count
+        if self._file is None or n <= KNN_BLOCK:
+            return faiss.knn(queries, self.live_vectors(), k, faiss.METRIC_INNER_PRODUCT)
+        sims = np.full((len(queries), k), -np.inf, np.float32)
+        rows = np.full((len(queries), k), -1, np.int64)
+        for start in range(0, n, KNN_BLOCK):
+            block = self.span(start, min(n, start + KNN_BLOCK))
+            s, r = faiss.knn(queries, block, min(k, len(block)), faiss.METRIC_INNER_PRODUCT)
+            sims, rows = np.concatenate([sims, s], 1), np.concatenate([rows, r + start], 1)
+            best = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+            sims, rows = np.take_along_axis(sims, best, 1), np.take_along_axis(rows, best, 1)
+        return sims, rows
 
     def ids_at(self, rows: np.ndarray) -> np.ndarray:
         return self._ids[rows]

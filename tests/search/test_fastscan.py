@@ -113,3 +113,26 @@ def test_fastscan_snapshot_round_trip_keeps_tombstones_and_calibration(tmp_path)
     loaded.remove([60])
     loaded.add(np.array([9_999]), np.array([9_999]), vectors[59:60])
     assert _top_ids(loaded, vectors[59:60])[0] == 9_999
+
+
+def test_file_backed_table_reads_agree_with_the_table_in_ram(tmp_path, monkeypatch):
+    from app.search import vectors as vectors_module
+    from app.search.vectors import VectorTable
+
+    monkeypatch.setattr(vectors_module, "KNN_BLOCK", 700)  # several blocks, a short last one
+    monkeypatch.setattr(vectors_module, "GATHER_ROWS", 64)  # spans for large reads, rows for small ones
+    monkeypatch.setattr(vectors_module, "SPAN_BYTES", 4096)  # spans read in several preadv calls
+    ids, subjects, vectors = clustered(3000, seed=6)
+    ram, disk = VectorTable(DIM), VectorTable(DIM)
+    disk.to_disk(str(tmp_path))
+    for table in (ram, disk):
+        table.add(ids[:1000], subjects[:1000], vectors[:1000])
+        table.add(ids[1000:], subjects[1000:], vectors[1000:])  # grows the file in place
+        table.remove(list(range(5, 400, 7)))
+    assert disk.on_disk and not ram.on_disk
+    queries = views(vectors, 40)
+    for k in (1, 5):
+        assert np.array_equal(disk.knn(queries, k)[1], ram.knn(queries, k)[1])
+    for rows in (np.arange(100, 900), np.array([2, 1500, 7]), np.arange(0, len(ram), 50)):
+        assert np.array_equal(disk.vectors_at(rows), ram.vectors_at(rows))
+    assert np.array_equal(disk.span(10, 2000), ram.live_vectors()[10:2000])
