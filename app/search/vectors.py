@@ -126,7 +126,7 @@ class VectorTable:
         old = self._vectors
         self._vectors = self._allocate(len(self._ids))
         for start in range(0, self._count, COPY_ROWS):
-            self._vectors[start : start + COPY_ROWS] = old[start : min(start + COPY_ROWS, self._count)]
+            self._write(start, old[start : min(start + COPY_ROWS, self._count)])
 
     def _allocate(self, capacity: int) -> np.ndarray:
         if self._file is None:
@@ -149,7 +149,7 @@ class VectorTable:
             self._grow(max(needed, 2 * len(self._ids), 1024))
         self._ids[self._count : needed] = ids
         self._subjects[self._count : needed] = subjects
-        self._vectors[self._count : needed] = vectors
+        self._write(self._count, vectors)
         self._row_of.set(np.asarray(ids, np.int64), np.arange(self._count, needed, dtype=np.int64))
         self._count = needed
 
@@ -174,7 +174,7 @@ class VectorTable:
                 moved = int(self._ids[last])
                 self._ids[row] = moved
                 self._subjects[row] = self._subjects[last]
-                self._vectors[row] = self._vectors[last]
+                self._write(row, self.vectors_at(np.array([last])))
                 self._row_of.set(np.array([moved]), np.array([row]))
             self._count = last
 
@@ -193,7 +193,7 @@ class VectorTable:
         else:
             self._vectors = self._allocate(self._count)
             for start in range(0, self._count, COPY_ROWS):
-                self._vectors[start : start + COPY_ROWS] = vectors[start : start + COPY_ROWS]
+                self._write(start, vectors[start : start + COPY_ROWS])
         self._row_of = IdMap()
         self._row_of.set(self._ids, np.arange(self._count, dtype=np.int64))
 
@@ -217,6 +217,16 @@ class VectorTable:
         for i, row in enumerate(rows.tolist()):
             os.preadv(fd, [buffer[i * size : (i + 1) * size]], row * size)
         return out
+
+    def _write(self, row: int, vectors: np.ndarray) -> None:
+        """Store ``vectors`` from ``row`` on (a file-backed table: ``pwrite``, no faults on the mapping)."""
+        if self._file is None:
+            self._vectors[row : row + len(vectors)] = vectors
+            return
+        data = np.ascontiguousarray(vectors, np.float32).reshape(-1).view(np.uint8)
+        offset, done = row * 4 * self.dim, 0
+        while done < len(data):
+            done += os.pwrite(self._file.fileno(), data[done : done + SPAN_BYTES], offset + done)
 
     def span(self, start: int, stop: int) -> np.ndarray:
         """Rows ``[start, stop)`` as a new array (a file-backed table: sequential ``preadv`` reads)."""
