@@ -95,7 +95,7 @@ def _ms(latencies: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(latencies) * 1000, q)) if latencies else float("nan")
 
 
-def http_rows(pipeline, photos: list[bytes], unit: float, cores: int, requests: int) -> list[list]:
+def http_rows(pipeline, photos: list[bytes], ratio_of, requests: int) -> list[list]:
     """A real ``marginface serve`` process (default settings) and /identify at concurrency 1, 4, 16.
 
     The unit embeds one face per photo, so the rows compared with it ask for one face (``max_faces=1``, the
@@ -121,14 +121,14 @@ def http_rows(pipeline, photos: list[bytes], unit: float, cores: int, requests: 
             if bad:
                 raise RuntimeError(f"/identify answered {sorted(set(bad))}; see {workdir}")
             rows.append([label, "LFW", f"{result.rate:.1f} req/s", _ms(result.latencies, 50),
-                         _ms(result.latencies, 99), result.rate / (cores * unit)])
+                         _ms(result.latencies, 99), ratio_of(result.rate)])
         mean = batch_mean(server.url)
         where = "analysis processes embed each photo's faces" if mean != mean else f"{mean:.2f} faces"
         rows.append(["mean embedding batch over the HTTP runs", "LFW", where, "", "", ""])
     return rows
 
 
-def enroll_row(paths: list[Path], unit: float, cores: int) -> list:
+def enroll_row(paths: list[Path], ratio_of) -> list:
     """``marginface enroll`` (a subprocess, default topology) over one folder per LFW person; the start-up
     (a one-photo run) is measured and taken off."""
     workdir = Path(tempfile.mkdtemp(prefix="mf-enroll-"))
@@ -161,7 +161,7 @@ def enroll_row(paths: list[Path], unit: float, cores: int) -> list:
         f"{rate:.1f} photos/s",
         f"start-up {startup:.1f} s",
         f"wall {wall:.1f} s",
-        rate / (cores * unit),
+        ratio_of(rate),
     ]
 
 
@@ -236,40 +236,29 @@ def run(quick: bool = False) -> list[dict]:
     default_threads = FacePipeline.from_pack("default", ["cpu"])  # ORT's default: every core on one pass
     load = os.getloadavg()[0]
 
-    unit_start, lat = loop_rate(single, lfw, on)
-    unit = unit_start  # until the end measurement; ratios of LFW rows are recomputed below
-    rows = [
-        [
-            "1 pipeline, 1 thread (the unit)",
-            "LFW",
-            f"{unit:.1f} photos/s",
-            _ms(lat, 50),
-            _ms(lat, 99),
-            1 / cores,
-        ]
-    ]
+    # The machine's speed drifts (±20 % within a run here): every LFW row's ratio is against the unit measured
+    # right before and right after it.
+    units: list[float] = []
+
+    def unit_now() -> float:
+        units.append(loop_rate(single, lfw[: len(lfw) // 2], on)[0])
+        return units[-1]
+
+    def ratio_of(rate: float) -> float:
+        before = units[-1]
+        return rate / (cores * (before + unit_now()) / 2)
+
+    unit_now()
+    unit, lat = loop_rate(single, lfw, on)
+    rows = [["1 pipeline, 1 thread (the unit)", "LFW", f"{unit:.1f} photos/s", _ms(lat, 50), _ms(lat, 99),
+             1 / cores]]
+    units.append(unit)
     rate, lat = loop_rate(default_threads, lfw, on)
-    rows.append(
-        [
-            "1 pipeline, ORT default threads (before)",
-            "LFW",
-            f"{rate:.1f} photos/s",
-            _ms(lat, 50),
-            _ms(lat, 99),
-            rate / (cores * unit),
-        ]
-    )
+    rows.append(["1 pipeline, ORT default threads (before)", "LFW", f"{rate:.1f} photos/s", _ms(lat, 50),
+                 _ms(lat, 99), ratio_of(rate)])
     rate, lat = loop_rate(single, lfw, on, workers=topology.pipelines)
-    rows.append(
-        [
-            f"{topology.pipelines} single-thread pipelines side by side",
-            "LFW",
-            f"{rate:.1f} photos/s",
-            _ms(lat, 50),
-            _ms(lat, 99),
-            rate / (cores * unit),
-        ]
-    )
+    rows.append([f"{topology.pipelines} single-thread pipelines side by side (threads of one process)", "LFW",
+                 f"{rate:.1f} photos/s", _ms(lat, 50), _ms(lat, 99), ratio_of(rate)])
     phone_unit, lat = loop_rate(single, phone, on)
     rows.append(
         [
@@ -292,20 +281,17 @@ def run(quick: bool = False) -> list[dict]:
             rate / (cores * phone_unit),
         ]
     )
-    rows += http_rows(single, lfw, unit, cores, requests=min(2 * n, 160))
-    rows.append(enroll_row(paths, unit, cores))
-    unit_end, _ = loop_rate(single, lfw, on)  # the load drifts: the unit is the mean of both ends
-    unit = (unit_start + unit_end) / 2
-    rows[0][2] = f"{unit:.1f} photos/s (start {unit_start:.1f}, end {unit_end:.1f})"
-    for row in rows[1:]:
-        if row[1] == "LFW" and isinstance(row[-1], float):
-            row[-1] = float(row[2].split()[0]) / (cores * unit)
+    rows += http_rows(single, lfw, ratio_of, requests=min(2 * n, 240))
+    rows.append(enroll_row(paths, ratio_of))
+    rows[0][2] += f" (all {len(units)} unit runs: {min(units):.1f}–{max(units):.1f})"
     rows += accuracy_rows(single, 100 if quick else 200)
     notes = [
         f"{cores} cores; topology chosen: {topology.threads} ORT thread(s) per session × "
         f"{topology.pipelines} pipelines ({topology.reason}). The unit is one single-thread pipeline "
         "(decode, detect, align, embed the largest face) in a loop; the machine's limit is cores × unit, "
-        "and each ratio is against it (phone rows: against cores × the phone unit).",
+        "and each ratio is against it (phone rows: against cores × the phone unit). The machine's speed "
+        "drifts within a run, so each LFW row's ratio uses the mean of the unit measured (half the photos) "
+        "just before and just after that row.",
         f"Load average {load:.1f} at the start of this table, {os.getloadavg()[0]:.1f} at its end, on "
         f"{cores} cores (above {cores} means other work shared the CPU); every row was measured in the same "
         "run, so compare ratios.",
