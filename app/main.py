@@ -47,11 +47,13 @@ def create_app(settings: Settings | None = None, *, load_packs: bool = True) -> 
         await asyncio.to_thread(log_startup_summary, settings)  # issue 12: `marginface doctor` summary
         await asyncio.to_thread(ctx.open, load_packs=load_packs)
         ctx.start_sync()
+        resumer = migration_router.start_resuming(ctx)  # issue 13: migrations a restart interrupted
         await cameras.start()
         log.info("marginface server ready (auth %s)", "on" if settings.auth else "OFF")
         try:
             yield
         finally:
+            resumer.cancel()
             await cameras.stop()
             await ctx.close()
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, delete, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.calibration.store import SubjectNegative
 from app.crops.models import FaceCrop
 from app.crops.repository import StoredCrop
 from app.gallery_migration.models import GalleryMigration, ShadowEmbedding
@@ -84,13 +86,64 @@ class MigrationRepository:
             crops = s.scalar(select(func.count()).where(FaceCrop.gallery_id == gallery_id)) or 0
         return int(faces), int(shadows), int(faces) - int(crops)
 
+    def negatives_without_crop(self, gallery_id: int) -> int:
+        """Negatives (issue 11) that cannot follow the gallery to another pack: added from an image, or
+        from a face that has no stored crop (or no longer exists)."""
+        with self._session() as s:
+            return int(s.scalar(self._orphan_negatives(gallery_id, FaceCrop)) or 0)
+
+    @staticmethod
+    def _orphan_negatives(gallery_id: int, covered: type[FaceCrop] | type[ShadowEmbedding]) -> Any:
+        """COUNT of the gallery's negatives whose face has no row in ``covered`` (crops or shadows)."""
+        faces = select(covered.face_id).where(covered.gallery_id == gallery_id)
+        return (
+            select(func.count())
+            .select_from(SubjectNegative)
+            .where(
+                SubjectNegative.gallery_id == gallery_id,
+                or_(SubjectNegative.face_id.is_(None), SubjectNegative.face_id.not_in(faces)),
+            )
+        )
+
+    def claim_stale(self, gallery_id: int, stale_after_s: float) -> bool:
+        """Take over a ``running`` migration that nobody has advanced for ``stale_after_s`` (its process
+        stopped: a restart, a kill). One compare-and-set on ``updated_at``: of several processes that
+        try at once, one wins."""
+        with self._session() as s, s.begin():
+            row = s.get(GalleryMigration, gallery_id)
+            if row is None or row.state != "running":
+                return False
+            seen = row.updated_at
+            if seen is not None and seen.tzinfo is None:  # SQLite gives naive datetimes (stored as UTC)
+                seen = seen.replace(tzinfo=utcnow().tzinfo)
+            if seen is not None and utcnow() - seen < timedelta(seconds=stale_after_s):
+                return False
+            result = s.execute(
+                update(GalleryMigration)
+                .where(
+                    GalleryMigration.gallery_id == gallery_id,
+                    GalleryMigration.state == "running",
+                    GalleryMigration.updated_at == row.updated_at,
+                )
+                .values(updated_at=utcnow())
+            )
+            return bool(result.rowcount)
+
+    def running(self) -> list[GalleryMigration]:
+        """Every migration in state ``running`` (some may have lost their process)."""
+        with self._session() as s:
+            return list(s.scalars(select(GalleryMigration).where(GalleryMigration.state == "running")))
+
     def save_shadows(
         self, gallery_id: int, version: str, face_ids: Sequence[int], vectors: np.ndarray
     ) -> None:
         """Store new embeddings and advance the progress, in one transaction (a crash loses no work)."""
         with self._session() as s, s.begin():
-            present = set(
-                s.scalars(select(FaceRecord.id).where(FaceRecord.id.in_([int(f) for f in face_ids])))
+            wanted = [int(f) for f in face_ids]
+            present = set(s.scalars(select(FaceRecord.id).where(FaceRecord.id.in_(wanted))))
+            # another process resuming the same migration may have stored some of them already
+            present -= set(
+                s.scalars(select(ShadowEmbedding.face_id).where(ShadowEmbedding.face_id.in_(wanted)))
             )
             s.add_all(
                 ShadowEmbedding(
@@ -128,9 +181,11 @@ class MigrationRepository:
         vectors = np.stack([np.frombuffer(r[2], np.float32) for r in rows]) if rows else np.zeros((0, 0))
         return ids, subjects, vectors
 
-    def switch(self, gallery_id: int, pack_name: str, pack_version: str, size: int) -> bool:
-        """Atomically: every face takes its shadow embedding, the gallery its new pack; False (nothing
-        changed) when a face still lacks a shadow embedding."""
+    def switch(self, gallery_id: int, pack_name: str, pack_version: str, size: int) -> bool | int:
+        """Atomically: every face takes its shadow embedding, the gallery its new pack, and every negative
+        taken from a face (issue 11) that face's new embedding. False (nothing changed) when a face still
+        lacks a shadow embedding; the number of negatives that cannot follow (nothing changed) when a
+        negative without a crop was added meanwhile; True when switched."""
         with self._session() as s, s.begin():
             s.execute(select(Gallery.id).where(Gallery.id == gallery_id).with_for_update())
             missing = s.scalar(
@@ -141,6 +196,19 @@ class MigrationRepository:
             )
             if missing:
                 return False
+            orphans = int(s.scalar(self._orphan_negatives(gallery_id, ShadowEmbedding)) or 0)
+            if orphans:
+                return orphans
+            s.execute(
+                update(SubjectNegative)
+                .where(SubjectNegative.gallery_id == gallery_id)
+                .values(
+                    embedding=select(ShadowEmbedding.embedding)
+                    .where(ShadowEmbedding.face_id == SubjectNegative.face_id)
+                    .scalar_subquery()
+                )
+                .execution_options(synchronize_session=False)
+            )
             shadow = (
                 select(ShadowEmbedding.embedding)
                 .where(ShadowEmbedding.face_id == FaceRecord.id)

@@ -14,11 +14,12 @@ from app.api.deps import CtxDep
 from app.auth import AdminKey
 from app.errors import ApiError
 from app.gallery_migration.repository import MigrationRepository
-from app.gallery_migration.service import GalleryMigrator, MigrationError, TargetPack
+from app.gallery_migration.service import GalleryMigrator, MigrationError, TargetPack, resume_stale
 
 log = logging.getLogger("marginface.migration")
 router = APIRouter(prefix="/galleries/{gallery}", tags=["galleries"])
-_STATUS = {"same_pack": 409, "crops_missing": 409, "migration_running": 409}
+_STATUS = {"same_pack": 409, "crops_missing": 409, "negatives_without_crop": 409, "migration_running": 409}
+RESUME_EVERY_S = 15.0  # how often a server looks for migrations whose process stopped
 
 
 class MigrateRequest(BaseModel):
@@ -43,10 +44,7 @@ async def migrate_gallery(gallery: str, body: MigrateRequest, ctx: CtxDep) -> JS
     engine = ctx.engines.get(body.pack)
     target = TargetPack.from_pipeline(engine.pipeline)
 
-    def switched(migrated) -> None:  # noqa: ANN001 - Gallery
-        ctx.indexes.drop(migrated.id)  # rebuilt from the store (new embeddings) on next use
-
-    migrator = GalleryMigrator(ctx.db, on_switch=switched)
+    migrator = GalleryMigrator(ctx.db, on_switch=_dropper(ctx))
     tasks = _running(ctx)
     task = tasks.get(owner.id)
     if task is not None and not task.done():
@@ -70,3 +68,39 @@ async def migrate_gallery(gallery: str, body: MigrateRequest, ctx: CtxDep) -> JS
 def _log_failure(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("gallery migration failed: %s", task.exception())
+
+
+def _dropper(ctx):  # noqa: ANN001, ANN202 - AppContext
+    def switched(migrated) -> None:  # noqa: ANN001 - Gallery
+        ctx.indexes.drop(migrated.id)  # rebuilt from the store (new embeddings) on next use
+
+    return switched
+
+
+def _loaded_target(ctx):  # noqa: ANN001, ANN202 - AppContext
+    def find(name: str, version: str) -> TargetPack | None:
+        try:
+            engine = ctx.engines.get(name, version)
+        except Exception:  # noqa: BLE001 - not loaded here (503) or another version (409)
+            return None
+        return TargetPack.from_pipeline(engine.pipeline)
+
+    return find
+
+
+async def resume_migrations(ctx, every_s: float | None = None) -> None:  # noqa: ANN001 - AppContext
+    """Server background loop: take over migrations whose process stopped (a restart, a kill) once they
+    are stale, when this server has their target pack loaded; several servers agree through the store."""
+    while True:
+        try:
+            await asyncio.to_thread(resume_stale, ctx.db, _loaded_target(ctx), _dropper(ctx))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a store outage: try again next round
+            log.warning("resuming gallery migrations: %s", exc)
+        await asyncio.sleep(RESUME_EVERY_S if every_s is None else every_s)
+
+
+def start_resuming(ctx) -> asyncio.Task:  # noqa: ANN001 - AppContext
+    """Start ``resume_migrations`` on the running loop (the server's lifespan cancels it on shutdown)."""
+    return asyncio.get_running_loop().create_task(resume_migrations(ctx), name="migration-resume")

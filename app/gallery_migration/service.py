@@ -3,7 +3,9 @@
 The old index answers every request while the new embeddings are computed and stored (the shadow); the
 switch is one store transaction (every face and the gallery take the new pack together, so a gallery
 never mixes packs), after which every process rebuilds the gallery's index from the store (change-log
-kind ``gallery_migrated``). Work is saved per chunk: running the same migration again resumes it.
+kind ``gallery_migrated``). Work is saved per chunk: running the same migration again resumes it, and a
+server resumes by itself a migration whose process stopped (``resume_stale``). Negatives (issue 11) taken
+from a face take that face's new embedding at the switch; negatives without a crop refuse the migration.
 """
 
 from __future__ import annotations
@@ -26,10 +28,14 @@ from models.errors import MarginFaceError
 log = logging.getLogger("marginface.migration")
 CHUNK = 64
 SWITCH_ATTEMPTS = 5
+# A running migration not advanced for this long lost its process: a server that has the target pack
+# loaded takes it over (a chunk of CHUNK crops takes seconds, so a live one is never this quiet).
+STALE_AFTER_S = 60.0
 
 
 class MigrationError(MarginFaceError):
-    """Codes: ``same_pack``, ``crops_missing`` (re-enrollment needed), ``migration_failed``."""
+    """Codes: ``same_pack``, ``crops_missing`` (re-enrollment needed), ``negatives_without_crop``,
+    ``migration_failed``."""
 
     code = "migration_failed"
 
@@ -91,6 +97,17 @@ class GalleryMigrator:
                 "re-enroll them to move the gallery to another pack",
                 "crops_missing",
             )
+        orphans = self.repo.negatives_without_crop(gallery.id)
+        if orphans:
+            raise self._negatives_error(gallery, orphans)
+
+    @staticmethod
+    def _negatives_error(gallery: Gallery, count: int) -> MigrationError:
+        return MigrationError(
+            f"{count} negative example(s) of {gallery.name!r} were added from images (or from faces without "
+            "a stored crop): another pack cannot re-embed them. Delete them, migrate, then add them again",
+            "negatives_without_crop",
+        )
 
     def start(self, gallery: Gallery, target: TargetPack) -> None:
         self.check(gallery, target)
@@ -103,8 +120,11 @@ class GalleryMigrator:
             for _ in range(SWITCH_ATTEMPTS):
                 self._embed_pending(gallery, target, progress)
                 self.check(gallery, target)  # a face enrolled meanwhile without a crop
-                if self.repo.switch(gallery.id, target.name, target.version, target.embedding_size):
+                switched = self.repo.switch(gallery.id, target.name, target.version, target.embedding_size)
+                if switched is True:
                     break
+                if switched:  # a negative without a crop was added meanwhile
+                    raise self._negatives_error(gallery, int(switched))
             else:
                 raise MigrationError("faces kept arriving faster than they could be migrated; run it again")
         except Exception as exc:
@@ -133,3 +153,34 @@ class GalleryMigrator:
         if crop.shape[0] != size:
             crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
         return crop
+
+
+def resume_stale(
+    engine: Engine,
+    targets: Callable[[str, str], TargetPack | None],
+    on_switch: Callable[[Gallery], None] | None = None,
+    stale_after_s: float | None = None,
+) -> list[dict[str, Any]]:
+    """Finish every ``running`` migration whose process stopped (no progress for ``stale_after_s``) and
+    whose target pack ``targets(name, version)`` can embed here; blocking. Returns their final states."""
+    from app.store.models import Gallery as GalleryRow
+
+    repo = MigrationRepository(engine)
+    stale = STALE_AFTER_S if stale_after_s is None else stale_after_s
+    finished = []
+    for row in repo.running():
+        target = targets(row.pack_name, row.pack_version)
+        if target is None or not repo.claim_stale(row.gallery_id, stale):
+            continue
+        from sqlalchemy.orm import Session
+
+        with Session(engine, expire_on_commit=False) as s:
+            gallery = s.get(GalleryRow, row.gallery_id)
+        if gallery is None:
+            continue
+        log.info("resuming the migration of gallery %s to %s %s", gallery.name, target.name, target.version)
+        try:
+            finished.append(GalleryMigrator(engine, on_switch=on_switch).run(gallery, target))
+        except Exception as exc:  # noqa: BLE001 - recorded as failed by run(); the next one goes on
+            log.error("resumed migration of gallery %s failed: %s", gallery.name, exc)
+    return finished
