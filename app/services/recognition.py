@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from app.decisions.service import trust_for
+from app.gallery_migration.consistency import PackSwitched, index_for_pack
 from app.services.engines import Analysis, Engine, Engines
 from app.services.errors import Conflict
 from app.services.galleries import GalleryService
@@ -81,6 +82,14 @@ class RecognitionService:
     async def identify(
         self, data: bytes, gallery: Gallery, top_k: int, threshold: float | None, max_faces: int | None
     ) -> dict[str, Any]:
+        try:
+            return await self._identify(data, gallery, top_k, threshold, max_faces)
+        except PackSwitched as switched:  # issue 13: migrated meanwhile; embed again with the new pack
+            return await self._identify(data, switched.gallery, top_k, threshold, max_faces)
+
+    async def _identify(
+        self, data: bytes, gallery: Gallery, top_k: int, threshold: float | None, max_faces: int | None
+    ) -> dict[str, Any]:
         engine = self.galleries.engine_for(gallery)
         analysis = await engine.analyse(data, max_faces, embed=True)  # every face is searched
         embeddings = analysis.embeddings
@@ -89,7 +98,7 @@ class RecognitionService:
         trust = trust_for(self.galleries)  # issue 11: calibrated threshold, decisions, quality
 
         def finish() -> tuple[list[dict[str, Any]], Any]:  # one thread hop for search and store reads
-            index = self.galleries.indexes.get(gallery)
+            index = index_for_pack(self.galleries, gallery)  # holds the pack that embedded the probes
             hits = index.search(embeddings, top_k) if len(embeddings) else []
             names = self.galleries.repo.subject_names(sorted({h.subject_id for row in hits for h in row}))
             plan = trust.plan(gallery, engine, threshold, index)
