@@ -11,7 +11,7 @@ scale512; default scale128,kinds,scale512), ``BENCH_SEARCH_SIZES`` (e.g. ``10000
 file under bench/out/vectors, as ``auto`` does past the memory budget); ``BENCH_SEARCH_KINDS_N`` the kinds
 table's size. Every gallery uses the default memory budget (8 GiB). ``--quick``: 100k only.
 
-    flock /work/coord/bench.lock bash /work/coord/freeze.sh .venv/bin/python -m bench.bench_search --write
+    .venv/bin/python -m bench.bench_search --write
 """
 
 from __future__ import annotations
