@@ -26,10 +26,11 @@ import numpy as np
 
 from bench.results import OUT_DIR, main_for
 
-ALIGNED = Path(os.environ.get("MF_CELEBA_ALIGNED", "/tmp/i13/celeba-aligned"))
-TRAIN = Path(os.environ.get("MF_CELEBA_TRAIN", "/tmp/i13/celeba-train"))
-HELD = Path(os.environ.get("MF_CELEBA_HELDOUT", "/tmp/i13/celeba-heldout"))
-LFW_BIN = Path(os.environ.get("MF_LFW_BIN", "/tmp/i13/lfw.bin"))
+WORK = OUT_DIR / "finetune"  # aligned crops, the split and LFW's bin (the configs' data roots point here)
+ALIGNED = Path(os.environ.get("MF_CELEBA_ALIGNED", WORK / "celeba-aligned"))
+TRAIN = Path(os.environ.get("MF_CELEBA_TRAIN", WORK / "celeba-train"))
+HELD = Path(os.environ.get("MF_CELEBA_HELDOUT", WORK / "celeba-heldout"))
+LFW_BIN = Path(os.environ.get("MF_LFW_BIN", WORK / "lfw.bin"))
 RUNS = Path(os.environ.get("MF_FT_RUNS", "runs"))
 HELD_OUT_EVERY = 5
 FINETUNED = [
