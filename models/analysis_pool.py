@@ -2,7 +2,8 @@
 
 Threads cannot run two photos side by side: the Python between the C calls (letterbox, anchor decoding,
 landmark mapping, quality) holds the GIL, and on 2 cores two single-thread pipelines in threads of one process
-reach 0.71-0.81 of twice one pipeline's rate, against 0.9-1.0 in two processes (bench/bench_throughput.py).
+reach 0.65-0.84 of twice one pipeline's rate (five runs), two processes 0.87, 0.91 and 1.2 (three runs;
+the single pipeline they are compared with drifts by ±20 % on this machine).
 So the server hands each photo's bytes to one of ``processes`` workers, each with its own single-thread
 pipeline, and gets back the faces, the aligned 112×112 crops and, when asked (``/identify`` embeds every face
 it finds), their embeddings: one photo's whole pipeline in one process, as the single-thread unit runs it.
