@@ -178,6 +178,8 @@ class Trainer:
         if stopped_early and cfg.eval.sets and self.step % cfg.eval.every_steps:
             self._evaluate()
             self.save()
+        if self.finetune is not None and self.info.is_main and self.step >= self.total_steps:
+            self.finetune.write_interpolated(self._state(), self.out_dir)  # WiSE-FT, when configured
         self.log.close()
         return {
             "step": self.step,

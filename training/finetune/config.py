@@ -42,6 +42,12 @@ class FinetuneConfig(BaseModel):
     backbone_warmup_steps: int = Field(default=0, ge=0, description="then ramp the backbone lr linearly")
     backbone_lr_scale: float = Field(default=1.0, gt=0, description="backbone lr = this × the head's lr")
     compat: CompatConfig | None = None
+    interpolate: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="WiSE-FT: at the end also write OUT/interpolated.pt = α·fine-tuned + (1 − α)·initial",
+    )
     centre_batches: int | None = Field(
         default=None, gt=0, description="limit the centre pass (None: all data)"
     )

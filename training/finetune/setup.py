@@ -106,10 +106,13 @@ class FineTuning:
     def __init__(self, cfg: FinetuneConfig, backbone_name: str) -> None:
         self.cfg, self.backbone_name = cfg, backbone_name
         self.source = ""
+        self.initial: dict[str, torch.Tensor] | None = None  # θ_0, kept only for ``interpolate``
 
     def init_backbone(self, backbone: nn.Module) -> None:
         self.source = load_initial_weights(backbone, self.cfg.init, self.backbone_name)
         log.info("fine-tuning from %s", self.source)
+        if self.cfg.interpolate is not None:
+            self.initial = {k: v.detach().clone() for k, v in backbone.state_dict().items()}
         frozen = 0
         for name, param in backbone.named_parameters():
             if any(name == p or name.startswith(p.rstrip(".") + ".") for p in self.cfg.freeze):
@@ -136,6 +139,22 @@ class FineTuning:
         with torch.no_grad():
             weight[seen.to(weight.device)] = means[seen].to(weight.device, weight.dtype)
         return True
+
+    def write_interpolated(self, state: dict[str, Any], out_dir: Path) -> Path | None:
+        """With ``interpolate: α``, ``OUT/interpolated.pt``: the final checkpoint ``state`` with its backbone
+        replaced by α·θ_fine-tuned + (1 − α)·θ_initial (WiSE-FT); None without it."""
+        if self.cfg.interpolate is None or self.initial is None:
+            return None
+        from training.checkpoint import atomic_save
+        from training.finetune.interpolate import INTERPOLATED_FILE, interpolate_state
+
+        alpha = self.cfg.interpolate
+        state = {**state, "backbone": interpolate_state(self.initial, state["backbone"], alpha)}
+        state["interpolation"] = {"alpha": alpha, "init": self.cfg.init, "from": f"step {state['step']}"}
+        path = out_dir / INTERPOLATED_FILE
+        atomic_save(state, path)
+        log.info("WiSE-FT α %.2f: %s", alpha, path)
+        return path
 
     def param_groups(self, backbone: nn.Module, head: nn.Module) -> list[dict[str, Any]]:
         """Head first, backbone second (the scheduler's second lambda warms the backbone up)."""
