@@ -3,8 +3,10 @@ negative examples ("not this person") of its subjects. Same ``Base`` as the core
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, LargeBinary, String, delete, select
@@ -13,6 +15,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.services.errors import Conflict
+from app.store.hot_reads import HotReads, json_value
 from app.store.models import Base, BigId, utcnow
 from app.store.repository import Repository
 
@@ -44,11 +47,45 @@ class SubjectNegative(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+_NEGATIVES_SQL = (
+    "SELECT subject_id, embedding FROM subject_negatives WHERE gallery_id = ? AND subject_id IN (*)"
+)
+
+
+class TrustRow(NamedTuple):
+    """The part of a ``GalleryTrust`` row that decisions read (from the hot path's plain SQL)."""
+
+    calibration: dict[str, Any] | None
+    policy: dict[str, Any] | None
+
+
+@dataclass
+class IdentifyRows:
+    """What ``/identify`` reads from the store after searching, in one connection."""
+
+    names: dict[int, str]  # subject id → name, for the hits' subjects that still exist
+    trust: TrustRow | None
+    negatives: dict[int, np.ndarray]  # subject id → K×D negatives, for those that have any
+
+
 class TrustStore:
     """Reads and writes of the trust tables, through the core repository's sessions."""
 
     def __init__(self, repo: Repository) -> None:
         self.repo = repo
+        self.hot = HotReads(repo.engine)
+
+    def identify_rows(self, gallery_id: int, subject_ids: Sequence[int]) -> IdentifyRows:
+        """Subject names, the gallery's trust row and the subjects' negatives: the same rows as
+        ``repo.subject_names``, ``get`` and ``negatives_of``, as plain SQL on one pooled connection."""
+        hot = self.hot
+        with hot.connection() as conn:
+            names = hot.subject_names(conn, subject_ids)
+            found = hot.rows(conn, "SELECT calibration, policy FROM gallery_trust WHERE gallery_id = ?",
+                             (gallery_id,))
+            blobs = hot.rows(conn, _NEGATIVES_SQL, (gallery_id,), list(subject_ids)) if subject_ids else []
+        trust = TrustRow(json_value(found[0][0]), json_value(found[0][1])) if found else None
+        return IdentifyRows(names, trust, _stack_negatives(blobs))
 
     def get(self, gallery_id: int) -> GalleryTrust | None:
         with self.repo.session() as s:
@@ -123,7 +160,11 @@ class TrustStore:
                     SubjectNegative.subject_id.in_(list(subject_ids)),
                 )
             ).all()
-        out: dict[int, list[np.ndarray]] = {}
-        for subject_id, blob in rows:
-            out.setdefault(int(subject_id), []).append(np.frombuffer(blob, dtype=np.float32))
-        return {k: np.stack(v) for k, v in out.items()}
+        return _stack_negatives(rows)
+
+
+def _stack_negatives(rows) -> dict[int, np.ndarray]:
+    out: dict[int, list[np.ndarray]] = {}
+    for subject_id, blob in rows:
+        out.setdefault(int(subject_id), []).append(np.frombuffer(bytes(blob), dtype=np.float32))
+    return {k: np.stack(v) for k, v in out.items()}

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from app.calibration.estimate import threshold_for_size
-from app.calibration.store import TrustStore
+from app.calibration.store import IdentifyRows, TrustStore
 from app.decisions.decide import FaceInput, decide
 from app.decisions.policy import GalleryPolicy, enroll_rejection, identify_floor, load_policy
 from app.services.errors import InvalidRequest, NotFound
@@ -110,9 +110,16 @@ class TrustService:
         self._counts[gallery.id] = (now, count)
         return count
 
-    def plan(self, gallery: Gallery, engine, requested: float | None, index=None) -> Plan:
-        """The threshold (request > calibration moved to the current size > pack) and the policy."""
-        row = self.store.get(gallery.id)
+    def identify_rows(self, gallery: Gallery, subject_ids: list[int]) -> IdentifyRows:
+        """Names, trust row and negatives for one ``/identify`` answer, in one cheap read (issue 17)."""
+        return self.store.identify_rows(gallery.id, subject_ids)
+
+    def plan(
+        self, gallery: Gallery, engine, requested: float | None, index=None, rows: IdentifyRows | None = None
+    ) -> Plan:
+        """The threshold (request > calibration moved to the current size > pack) and the policy
+        (``rows``: the trust row already read with ``identify_rows``)."""
+        row = rows.trust if rows is not None else self.store.get(gallery.id)
         policy = load_policy(row.policy if row else None)
         cal = row.calibration if row else None
         if cal is None or not self._applies(gallery, cal):
@@ -134,9 +141,11 @@ class TrustService:
 
     # identify
     def decide_faces(
-        self, gallery: Gallery, plan: Plan, analysis, embeddings: np.ndarray, faces: list[dict[str, Any]]
+        self, gallery: Gallery, plan: Plan, analysis, embeddings: np.ndarray, faces: list[dict[str, Any]],
+        rows: IdentifyRows | None = None,
     ) -> list[dict[str, Any]]:
-        """Add ``quality``, ``decision`` (with its numbers), ``probe_id`` to each face; set ``match``."""
+        """Add ``quality``, ``decision`` (with its numbers), ``probe_id`` to each face; set ``match``
+        (``rows``: negatives already read with ``identify_rows`` for every candidate's subject)."""
         qualities = getattr(analysis, "qualities", None) or [
             assess(f, crop) for f, crop in zip(analysis.faces, analysis.crops, strict=True)
         ]
@@ -145,7 +154,7 @@ class TrustService:
             for face, emb, q in zip(faces, embeddings, qualities, strict=True)
         ]
         subject_ids = sorted({int(c["subject_id"]) for face in faces for c in face["candidates"]})
-        negatives = self.store.negatives_of(gallery.id, subject_ids)
+        negatives = rows.negatives if rows is not None else self.store.negatives_of(gallery.id, subject_ids)
         decisions = decide(inputs, plan.threshold, plan.policy.ambiguity_margin, negatives)
         out = []
         for face, q, emb, d in zip(faces, qualities, embeddings, decisions, strict=True):

@@ -100,8 +100,9 @@ class RecognitionService:
         def finish() -> tuple[list[dict[str, Any]], Any]:  # one thread hop for search and store reads
             index = index_for_pack(self.galleries, gallery)  # holds the pack that embedded the probes
             hits = index.search(embeddings, top_k) if len(embeddings) else []
-            names = self.galleries.repo.subject_names(sorted({h.subject_id for row in hits for h in row}))
-            plan = trust.plan(gallery, engine, threshold, index)
+            rows = trust.identify_rows(gallery, sorted({h.subject_id for row in hits for h in row}))
+            names = rows.names
+            plan = trust.plan(gallery, engine, threshold, index, rows)
             faces = []
             for face, row in zip(analysis.faces, hits, strict=True):
                 candidates = [
@@ -117,7 +118,7 @@ class RecognitionService:
                 best = candidates[0] if candidates else None
                 match = best if best is not None and best["similarity"] >= plan.threshold else None
                 faces.append(face.to_dict() | {"candidates": candidates, "match": match})
-            return trust.decide_faces(gallery, plan, analysis, embeddings, faces), plan
+            return trust.decide_faces(gallery, plan, analysis, embeddings, faces, rows), plan
 
         faces, plan = await asyncio.to_thread(finish)
         cut = plan.threshold

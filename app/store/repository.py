@@ -36,6 +36,21 @@ def _is_unavailable(exc: DBAPIError) -> bool:
     return not ("no such table" in text or "no such column" in text or "syntax error" in text)
 
 
+@contextmanager
+def store_errors() -> Iterator[None]:
+    """A lost or refused connection (or a pool that stays exhausted) becomes ``StoreUnavailable``."""
+    try:
+        yield
+    except IntegrityError:
+        raise
+    except PoolTimeout as exc:
+        raise StoreUnavailable(f"the store is busy or unreachable: {type(exc).__name__}") from exc
+    except DBAPIError as exc:
+        if not _is_unavailable(exc):
+            raise
+        raise StoreUnavailable(f"the store is unreachable: {type(exc.orig).__name__}") from exc
+
+
 @dataclass
 class NewFace:
     """A face about to be stored."""
@@ -61,17 +76,8 @@ class Repository(ChangeLogReads):
 
         A lost or refused connection becomes ``StoreUnavailable`` (the write was not acknowledged).
         """
-        try:
-            with self._sessions() as session, session.begin():
-                yield session
-        except IntegrityError:
-            raise
-        except PoolTimeout as exc:
-            raise StoreUnavailable(f"the store is busy or unreachable: {type(exc).__name__}") from exc
-        except DBAPIError as exc:
-            if not _is_unavailable(exc):
-                raise
-            raise StoreUnavailable(f"the store is unreachable: {type(exc.orig).__name__}") from exc
+        with store_errors(), self._sessions() as session, session.begin():
+            yield session
 
     def max_id(self, table: str) -> int:
         """The largest id the table's id column holds (INTEGER on PostgreSQL: galleries, subjects)."""
