@@ -109,7 +109,11 @@ def http_rows(pipeline, photos: list[bytes], ratio_of, requests: int) -> list[li
     url = f"sqlite:///{workdir / 'bench.db'}"
     fill_gallery(url, pipeline, t1_crops(pipeline), 2000)
     rows: list[list] = []
-    with ServerProcess(url, workdir / "server.log", MARGINFACE_MAX_CONCURRENT_REQUESTS="256") as server:
+    from app.settings import Settings
+
+    sync = str(Settings.model_fields["sync_interval_s"].default)  # ServerProcess polls faster, for tests
+    with ServerProcess(url, workdir / "server.log", MARGINFACE_MAX_CONCURRENT_REQUESTS="256",
+                       MARGINFACE_SYNC_INTERVAL_S=sync) as server:
         fields = {"gallery": "bench", "top_k": "1"}
         one = [post_request(server.url, "/identify", fields | {"max_faces": "1"}, p) for p in photos]
         every = [post_request(server.url, "/identify", fields, p) for p in photos]

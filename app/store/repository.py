@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, bindparam, delete, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
@@ -34,6 +34,9 @@ def _is_unavailable(exc: DBAPIError) -> bool:
     text = str(exc.orig).lower()
     # SQLite reports a missing table or a syntax error as OperationalError too: those are bugs.
     return not ("no such table" in text or "no such column" in text or "syntax error" in text)
+
+
+_GALLERY_BY_NAME = select(Gallery.__table__).where(Gallery.__table__.c.name == bindparam("name"))
 
 
 @contextmanager
@@ -117,8 +120,10 @@ class Repository(ChangeLogReads):
         return gallery
 
     def get_gallery(self, name: str) -> Gallery | None:
-        with self.session() as s:
-            return s.scalar(select(Gallery).where(Gallery.name == name))
+        """The gallery named ``name``, read without the ORM's session (every request reads it; issue 17)."""
+        with store_errors(), self.engine.connect() as conn:
+            row = conn.execute(_GALLERY_BY_NAME, {"name": name}).first()
+        return None if row is None else Gallery(**row._mapping)
 
     def list_galleries(self) -> list[Gallery]:
         with self.session() as s:

@@ -71,3 +71,20 @@ def test_identify_rows_on_an_unreachable_store_is_store_unavailable() -> None:
     trust = TrustStore(Repository(make_engine(url)))
     with pytest.raises(StoreUnavailable):
         trust.identify_rows(1, [1, 2])
+
+
+def test_get_gallery_reads_the_same_row_as_the_orm(store_url: str) -> None:
+    from sqlalchemy import select
+
+    from app.store.models import Gallery
+
+    repo, _ = _store(store_url)
+    for i, keep in enumerate((True, False)):
+        repo.create_gallery(f"g{i} é", "default", f"1.{i}.0", 128 * (i + 1), "ivf_pqfs", keep_crops=keep)
+    with repo.session() as s:
+        expected = {g.name: g for g in s.scalars(select(Gallery))}
+    columns = [c.key for c in Gallery.__table__.columns]
+    for name, orm in expected.items():
+        got = repo.get_gallery(name)
+        assert [getattr(got, c) for c in columns] == [getattr(orm, c) for c in columns]
+    assert repo.get_gallery("absent") is None
