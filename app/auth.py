@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from app.errors import ApiError
 from app.store.models import ApiKey
@@ -26,8 +27,16 @@ def _token(request: Request) -> str | None:
     return key.strip() if key and key.strip() else None
 
 
-def require_key(request: Request) -> ApiKey | None:
-    """Any active key (None when the server runs with --no-auth)."""
+async def require_key(request: Request) -> ApiKey | None:
+    """Dependency: any active key (None when the server runs with --no-auth). The store is read in a
+    worker thread only when a key must be checked (a plain ``def`` would cost every request a thread hop)."""
+    if not request.app.state.ctx.settings.auth:
+        return None
+    return await run_in_threadpool(check_key, request)
+
+
+def check_key(request: Request) -> ApiKey | None:
+    """Any active key (None when the server runs with --no-auth); blocking (reads the store)."""
     ctx = request.app.state.ctx
     if not ctx.settings.auth:
         return None
@@ -42,7 +51,7 @@ def require_key(request: Request) -> ApiKey | None:
     return key
 
 
-def require_admin(key: Annotated[ApiKey | None, Depends(require_key)]) -> ApiKey | None:
+async def require_admin(key: Annotated[ApiKey | None, Depends(require_key)]) -> ApiKey | None:
     """An admin key (writes to galleries, subjects and faces)."""
     if key is not None and not key.admin:
         raise ApiError(403, "admin_required", "this operation needs an admin API key")

@@ -95,12 +95,19 @@ def _ms(latencies: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(latencies) * 1000, q)) if latencies else float("nan")
 
 
-def http_rows(pipeline, photos: list[bytes], ratio_of, requests: int) -> list[list]:
-    """A real ``marginface serve`` process (default settings) and /identify at concurrency 1, 4, 16.
+def http_rows(pipeline, photos: list[bytes], ratio_of, requests: int, rounds: int = 3) -> list[list]:
+    """A real ``marginface serve`` process (default settings: API keys required) and /identify at
+    concurrency 1, 4, 16.
 
     The unit embeds one face per photo, so the rows compared with it ask for one face (``max_faces=1``, the
     best-scored one); a last row asks for every face (LFW photos hold 1.26 on average), as /identify does by
-    default. The load comes from ``bench/http_load.py``: requests built once, raw keep-alive connections."""
+    default. The load comes from ``bench/http_load.py``: requests built once, raw keep-alive connections.
+    The rows are measured ``rounds`` times, interleaved (the machine drifts over minutes): each row reports
+    the median of its rounds' rates and ratios, with their range, and the latencies of every round."""
+    from app.settings import Settings
+    from app.store.db import make_engine
+    from app.store.keys import KeyStore
+    from app.store.repository import Repository
     from bench.bench_server import fill_gallery, t1_crops
     from bench.http_load import batch_mean, post_request, run_load
     from tests.server.servers import ServerProcess
@@ -108,27 +115,37 @@ def http_rows(pipeline, photos: list[bytes], ratio_of, requests: int) -> list[li
     workdir = Path(tempfile.mkdtemp(prefix="mf-throughput-"))
     url = f"sqlite:///{workdir / 'bench.db'}"
     fill_gallery(url, pipeline, t1_crops(pipeline), 2000)
-    rows: list[list] = []
-    from app.settings import Settings
-
+    token, _ = KeyStore(Repository(make_engine(url))).create("bench", admin=False)  # auth on, as by default
+    key = {"X-API-Key": token}
     sync = str(Settings.model_fields["sync_interval_s"].default)  # ServerProcess polls faster, for tests
-    with ServerProcess(url, workdir / "server.log", MARGINFACE_MAX_CONCURRENT_REQUESTS="256",
+    with ServerProcess(url, workdir / "server.log", auth=True, MARGINFACE_MAX_CONCURRENT_REQUESTS="256",
                        MARGINFACE_SYNC_INTERVAL_S=sync) as server:
         fields = {"gallery": "bench", "top_k": "1"}
-        one = [post_request(server.url, "/identify", fields | {"max_faces": "1"}, p) for p in photos]
-        every = [post_request(server.url, "/identify", fields, p) for p in photos]
+        one = [post_request(server.url, "/identify", fields | {"max_faces": "1"}, p, key) for p in photos]
+        every = [post_request(server.url, "/identify", fields, p, key) for p in photos]
         runs = [(c, one, f"/identify over HTTP, concurrency {c}") for c in (1, 4, 16)]
         runs.append((16, every, "/identify over HTTP, concurrency 16, every face (1.26 a photo)"))
-        for concurrency, bodies, label in runs:
-            result = run_load(server.url, bodies, concurrency, requests)
-            bad = [r.status for r in result.replies.values() if r.status not in (200, 422)]
-            if bad:
-                raise RuntimeError(f"/identify answered {sorted(set(bad))}; see {workdir}")
-            rows.append([label, "LFW", f"{result.rate:.1f} req/s", _ms(result.latencies, 50),
-                         _ms(result.latencies, 99), ratio_of(result.rate)])
-        mean = batch_mean(server.url)
-        where = "analysis processes embed each photo's faces" if mean != mean else f"{mean:.2f} faces"
-        rows.append(["mean embedding batch over the HTTP runs", "LFW", where, "", "", ""])
+        measured: dict[str, list[tuple[float, float, list[float]]]] = {label: [] for _, _, label in runs}
+        for round_ in range(rounds):
+            for concurrency, bodies, label in runs:
+                n = requests // 2 if concurrency == 1 else requests  # one at a time: fewer, same seconds
+                result = run_load(server.url, bodies, concurrency, n)
+                bad = [r.status for r in result.replies.values() if r.status not in (200, 422)]
+                if bad:
+                    raise RuntimeError(f"/identify answered {sorted(set(bad))}; see {workdir}")
+                measured[label].append((result.rate, ratio_of(result.rate), result.latencies))
+                print(f"[throughput] round {round_ + 1}/{rounds} {label}: {result.rate:.1f} req/s, "
+                      f"ratio {measured[label][-1][1]:.3f}", flush=True)
+        mean = batch_mean(server.url, key)
+    rows: list[list] = []
+    for _, _, label in runs:
+        rates, ratios = [m[0] for m in measured[label]], [m[1] for m in measured[label]]
+        latencies = [x for m in measured[label] for x in m[2]]
+        spread = f" ({len(ratios)} rounds: {min(ratios):.3f}–{max(ratios):.3f})" if len(ratios) > 1 else ""
+        rows.append([label, "LFW", f"{statistics.median(rates):.1f} req/s", _ms(latencies, 50),
+                     _ms(latencies, 99), f"{statistics.median(ratios):.3f}{spread}"])
+    where = "analysis processes embed each photo's faces" if mean != mean else f"{mean:.2f} faces"
+    rows.append(["mean embedding batch over the HTTP runs", "LFW", where, "", "", ""])
     return rows
 
 
@@ -295,7 +312,8 @@ def run(quick: bool = False) -> list[dict]:
         "(decode, detect, align, embed the largest face) in a loop; the machine's limit is cores × unit, "
         "and each ratio is against it (phone rows: against cores × the phone unit). The machine's speed "
         "drifts within a run, so each LFW row's ratio uses the mean of the unit measured (half the photos) "
-        "just before and just after that row.",
+        "just before and just after that row. The HTTP rows ran in 3 interleaved rounds (c1, c4, c16, "
+        "every face; again; again): each gives the median of its rounds and their range.",
         f"Load average {load:.1f} at the start of this table, {os.getloadavg()[0]:.1f} at its end, on "
         f"{cores} cores (above {cores} means other work shared the CPU); every row was measured in the same "
         "run, so compare ratios.",

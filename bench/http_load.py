@@ -34,12 +34,15 @@ def multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes, str]]) 
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
-def post_request(base: str, path: str, fields: dict[str, str], image: bytes) -> bytes:
+def post_request(
+    base: str, path: str, fields: dict[str, str], image: bytes, headers: dict[str, str] | None = None
+) -> bytes:
     """The complete bytes of ``POST path`` with ``image`` as the multipart field ``image``."""
     body, ctype = multipart(fields, {"image": ("q.jpg", image, "image/jpeg")})
     host = urlsplit(base).netloc
+    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
     head = (
-        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {ctype}\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {ctype}\r\n{extra}"
         f"Content-Length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
@@ -108,11 +111,13 @@ def run_load(base: str, requests: list[bytes], concurrency: int, total: int, war
     return asyncio.run(drive(base, requests, concurrency, total))
 
 
-def batch_mean(base: str) -> float:
+def batch_mean(base: str, headers: dict[str, str] | None = None) -> float:
     """Mean faces per embedding batch so far, from the server's /metrics (NaN before any batch)."""
     import httpx
 
-    text = httpx.get(f"{base}/metrics", timeout=10).text
+    reply = httpx.get(f"{base}/metrics", headers=headers, timeout=10)
+    reply.raise_for_status()
+    text = reply.text
     values = {}
     for line in text.splitlines():
         for key in ("marginface_embed_batch_size_sum", "marginface_embed_batch_size_count"):

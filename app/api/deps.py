@@ -11,7 +11,8 @@ from app.errors import ApiError
 from app.services.context import AppContext
 
 
-def get_ctx(request: Request) -> AppContext:
+async def get_ctx(request: Request) -> AppContext:
+    # async: FastAPI runs a plain ``def`` dependency in its thread pool, a thread hop on every request
     return request.app.state.ctx
 
 

@@ -6,12 +6,13 @@ import hashlib
 import hmac
 import secrets
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from app.store.models import ApiKey, utcnow
-from app.store.repository import Repository
+from app.store.repository import Repository, store_errors
 
 TOKEN_PREFIX = "mf_"
+_KEY_BY_HASH = select(ApiKey.__table__).where(ApiKey.__table__.c.key_hash == bindparam("digest"))
 
 
 def hash_token(token: str) -> str:
@@ -35,8 +36,9 @@ class KeyStore:
     def check(self, token: str) -> ApiKey | None:
         """The active key for ``token``, or None (unknown or revoked)."""
         digest = hash_token(token)
-        with self.repo.session() as s:
-            key = s.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
+        with store_errors(), self.repo.engine.connect() as conn:  # a Core read: every request checks a key
+            row = conn.execute(_KEY_BY_HASH, {"digest": digest}).first()
+        key = None if row is None else ApiKey(**row._mapping)
         if key is None or key.revoked_at is not None or not hmac.compare_digest(key.key_hash, digest):
             return None
         return key

@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.api.deps import CtxDep
 from app.api.schemas import Health, Readiness
-from app.auth import require_key
+from app.auth import check_key
 
 router = APIRouter(tags=["health"])
 
@@ -26,7 +26,7 @@ def _keyed(request: Request) -> bool:
     if not request.app.state.ctx.settings.auth:
         return True
     try:
-        require_key(request)
+        check_key(request)
     except Exception:  # noqa: BLE001 - a missing/invalid key, or a store that cannot check it
         return False
     return True
@@ -58,5 +58,5 @@ def readyz(request: Request, ctx: CtxDep) -> JSONResponse:
 def metrics(request: Request, ctx: CtxDep) -> Response:
     """Prometheus metrics: needs an API key unless ``public_metrics`` is set."""
     if not ctx.settings.public_metrics:
-        require_key(request)
+        check_key(request)
     return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
