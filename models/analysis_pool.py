@@ -12,58 +12,26 @@ against 40 ms in the unit's loop on the same machine (SFace on AVX2: a batch of 
 as a batch of 1, so batching gains nothing on CPU), and moved 37 MB of weights through a third process's
 caches.
 
-The decode memory budget is shared by the workers (``SharedMemoryBudget``): the same bound as threads had.
+The decode memory budget is shared by the workers (a ``MemoryBudget`` made with the pool's multiprocessing
+context): the same bound as threads had.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, wait
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from models.face import Face
+from models.images import MemoryBudget
 
 _worker: dict = {}
 
 
-class SharedMemoryBudget:
-    """``models.images.MemoryBudget`` across processes: bytes that concurrent decodes may hold together."""
-
-    def __init__(self, capacity: int, context) -> None:
-        self.capacity = max(1, int(capacity))
-        self._used = context.Value("q", 0, lock=False)
-        self._peak = context.Value("q", 0, lock=False)
-        self._cond = context.Condition()
-
-    @property
-    def used(self) -> int:
-        return int(self._used.value)
-
-    @property
-    def peak(self) -> int:
-        return int(self._peak.value)
-
-    @contextmanager
-    def reserve(self, nbytes: int) -> Iterator[None]:
-        amount = min(max(0, int(nbytes)), self.capacity)
-        with self._cond:
-            self._cond.wait_for(lambda: self._used.value + amount <= self.capacity)
-            self._used.value += amount
-            self._peak.value = max(self._peak.value, self._used.value)
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._used.value -= amount
-                self._cond.notify_all()
-
-
-def _init(pack: str, providers: list[str] | None, policy, budget: SharedMemoryBudget, barrier) -> None:
+def _init(pack: str, providers: list[str] | None, policy, budget: MemoryBudget, barrier) -> None:
     from models.images import return_freed_memory_promptly
     from models.pipeline import FacePipeline
 
@@ -92,17 +60,21 @@ def _ready(timeout: float) -> int:
     return os.getpid()
 
 
+def pool_context():
+    """The analysis workers' multiprocessing context: spawn (ONNX Runtime sessions must not cross a fork)."""
+    return multiprocessing.get_context("spawn")
+
+
 class AnalysisPool:
     """``processes`` worker processes that run ``analyse_photo`` for one pack."""
 
     def __init__(
         self, pack: str | Path, providers: list[str] | None, processes: int, policy,
-        budget: SharedMemoryBudget | int,
+        budget: MemoryBudget,
     ) -> None:
-        self._context = multiprocessing.get_context("spawn")  # ONNX Runtime sessions must not cross a fork
+        """``budget``: made with ``pool_context()``, so that every worker charges the same one."""
+        self._context = pool_context()
         self.processes = max(1, int(processes))
-        if not isinstance(budget, SharedMemoryBudget):
-            budget = SharedMemoryBudget(budget, self._context)
         self.budget = budget
         self._initargs = (str(pack), providers, policy, self.budget, self._context.Barrier(self.processes))
         self._executor = self._new_executor()

@@ -51,31 +51,53 @@ _KNOWN_UNSUPPORTED_MAGIC = {
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
+class _Count:
+    """An int with the ``.value`` of a ``multiprocessing.Value`` (the in-process budget's counters)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+
 class MemoryBudget:
     """Bytes that concurrent decodes may hold together; ``reserve`` blocks until its share is free.
 
     A request for more than the capacity waits for the whole budget (it then runs alone), so one large
-    image never deadlocks and never runs beside another.
+    image never deadlocks and never runs beside another. With a multiprocessing ``context`` the counters
+    live in shared memory and the budget holds across the processes it is passed to
+    (``models.analysis_pool``).
     """
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, context=None) -> None:
         self.capacity = max(1, int(capacity))
-        self.used = 0
-        self.peak = 0
-        self._cond = threading.Condition()
+        if context is None:
+            self._used, self._peak, self._cond = _Count(), _Count(), threading.Condition()
+        else:
+            self._used = context.Value("q", 0, lock=False)
+            self._peak = context.Value("q", 0, lock=False)
+            self._cond = context.Condition()
+
+    @property
+    def used(self) -> int:
+        return int(self._used.value)
+
+    @property
+    def peak(self) -> int:
+        return int(self._peak.value)
 
     @contextmanager
     def reserve(self, nbytes: int) -> Iterator[None]:
         amount = min(max(0, int(nbytes)), self.capacity)
         with self._cond:
-            self._cond.wait_for(lambda: self.used + amount <= self.capacity)
-            self.used += amount
-            self.peak = max(self.peak, self.used)
+            self._cond.wait_for(lambda: self._used.value + amount <= self.capacity)
+            self._used.value += amount
+            self._peak.value = max(self._peak.value, self._used.value)
         try:
             yield
         finally:
             with self._cond:
-                self.used -= amount
+                self._used.value -= amount
                 self._cond.notify_all()
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from app.batching import MicroBatcher
 from app.metrics import Metrics
 from app.services.errors import Conflict, Unavailable
 from app.settings import Settings
-from models.analysis_pool import AnalysisPool, SharedMemoryBudget
+from models.analysis_pool import AnalysisPool, pool_context
 from models.detectors.policy import DetectionPolicy, analyse_photo
 from models.face import Face
 from models.images import MemoryBudget, decode_cost_of
@@ -148,7 +147,7 @@ class Engines:
         self.topology = server_topology(settings)  # issue 17: threads per session, pipelines side by side
         self.executor = ThreadPoolExecutor(max_workers=self.topology.pipelines, thread_name_prefix="detect")
         self.decode_budget = decode_budget(settings)  # shared by every pack's engine
-        self._shared_budget: SharedMemoryBudget | None = None  # the same bound across analysis processes
+        self._shared_budget: MemoryBudget | None = None  # the same bound across analysis processes
         self.pools: list[AnalysisPool] = []
         self._by_name: dict[str, Engine] = {}
         self.errors: dict[str, str] = {}
@@ -180,8 +179,7 @@ class Engines:
         if processes <= 0:
             return None
         if self._shared_budget is None:
-            context = multiprocessing.get_context("spawn")
-            self._shared_budget = SharedMemoryBudget(self.decode_budget.capacity, context)
+            self._shared_budget = MemoryBudget(self.decode_budget.capacity, pool_context())
         pool = AnalysisPool(requested, self.settings.providers, processes, DetectionPolicy.from_env(),
                             self._shared_budget)
         pids = pool.start()

@@ -13,14 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.analysis_pool import AnalysisPool, SharedMemoryBudget
+from models.analysis_pool import AnalysisPool, pool_context
 from models.detectors.policy import DetectionPolicy, analyse_photo
 from models.errors import InvalidImageError
+from models.images import MemoryBudget
 
 
 @pytest.fixture(scope="module")
 def pool(default_pack: Path):
-    started = AnalysisPool(default_pack, ["cpu"], 2, DetectionPolicy(), 1 << 30)
+    started = AnalysisPool(default_pack, ["cpu"], 2, DetectionPolicy(), MemoryBudget(1 << 30, pool_context()))
     started.start()
     yield started
     started.shutdown()
@@ -50,7 +51,7 @@ def test_errors_keep_their_codes(pool) -> None:
 
 
 def test_killed_worker_breaks_only_until_restart(default_pack: Path, t1_image_path: Path) -> None:
-    pool = AnalysisPool(default_pack, ["cpu"], 2, DetectionPolicy(), 1 << 30)
+    pool = AnalysisPool(default_pack, ["cpu"], 2, DetectionPolicy(), MemoryBudget(1 << 30, pool_context()))
     try:
         pids = pool.start()
         assert len(pids) == 2
@@ -70,7 +71,7 @@ def test_killed_worker_breaks_only_until_restart(default_pack: Path, t1_image_pa
         pool.shutdown()
 
 
-def _hold(budget: SharedMemoryBudget, amount: int) -> int:
+def _hold(budget: MemoryBudget, amount: int) -> int:
     with budget.reserve(amount):
         time.sleep(0.05)
         return budget.used
@@ -80,7 +81,7 @@ def test_shared_budget_bounds_concurrent_reservations() -> None:
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")
-    budget = SharedMemoryBudget(100, context)
+    budget = MemoryBudget(100, context)
     with ThreadPoolExecutor(8) as threads:
         seen = list(threads.map(lambda a: _hold(budget, a), [40, 40, 40, 30, 70, 100, 250, 10] * 3))
     assert max(seen) <= 100 and budget.used == 0 and budget.peak <= 100
