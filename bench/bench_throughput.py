@@ -262,7 +262,7 @@ def run(quick: bool = False) -> list[dict]:
     units: list[float] = []
 
     def unit_now() -> float:
-        units.append(loop_rate(single, lfw[: len(lfw) // 2], on)[0])
+        units.append(loop_rate(single, lfw, on)[0])
         return units[-1]
 
     def ratio_of(rate: float) -> float:
@@ -311,9 +311,9 @@ def run(quick: bool = False) -> list[dict]:
         f"{topology.pipelines} pipelines ({topology.reason}). The unit is one single-thread pipeline "
         "(decode, detect, align, embed the largest face) in a loop; the machine's limit is cores × unit, "
         "and each ratio is against it (phone rows: against cores × the phone unit). The machine's speed "
-        "drifts within a run, so each LFW row's ratio uses the mean of the unit measured (half the photos) "
-        "just before and just after that row. The HTTP rows ran in 3 interleaved rounds (c1, c4, c16, "
-        "every face; again; again): each gives the median of its rounds and their range.",
+        "drifts within a run, so each LFW row's ratio uses the mean of the unit measured (every LFW photo "
+        "of the table) just before and just after that row. The HTTP rows ran in 3 interleaved rounds "
+        "(c1, c4, c16, every face; again; again): each gives the median of its rounds and their range.",
         f"Load average {load:.1f} at the start of this table, {os.getloadavg()[0]:.1f} at its end, on "
         f"{cores} cores (above {cores} means other work shared the CPU); every row was measured in the same "
         "run, so compare ratios.",
