@@ -59,6 +59,7 @@ class IndexParams:
     memory_budget_mb: int = 8192  # per gallery: vectors, codes and bookkeeping held in RAM
     exact_max_faces: int = 0  # auto: exact search up to this size; 0 = 2**25 / dim (262k at 128-d)
     rerank: int = 64  # compressed kinds: candidates re-ranked exactly from the float vectors
+    rerank_max: int = 4096  # … and up to this many where the codes cannot tell the best (app.search.rerank)
     pq_m: int = 0  # PQ bytes per face; 0 = dim / 4, at most 64 (128-d: 32; 512-d: 64)
     pqfs_m: int = 0  # fast-scan PQ: 4-bit sub-quantisers; 0 = dim / 4 (128-d: 16 bytes; 512-d: 64 bytes)
     vectors_dir: str = ""  # float tables over the memory budget are memory-mapped here ("" = temp dir)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
-from app.search import factory, tuning
+from app.search import factory, rerank, tuning
 from app.search.factory import IndexParams
 from app.search.vectors import ABSENT, VectorTable
 
@@ -56,9 +56,10 @@ class GalleryIndex:
         self._bulk = False
         self._fallback: str | None = None
         self.builds = 0  # indexes swapped in (tests and the bench watch this)
-        self.last_build_s = 0.0
-        self.build_error: str | None = None
+        self.last_build_s, self.build_error = 0.0, None
         self.calibration: tuple[int, float] | None = None  # (nprobe, recall@1 it reached)
+        self.weak = -np.inf  # a best face below this: searched over every list (app.search.rerank)
+        self.deepened = self.widened = 0  # queries re-ranked deeper / searched wider (app.search.rerank)
 
     # introspection
     @property
@@ -198,7 +199,7 @@ class GalleryIndex:
         with self._lock:
             ids, subjects, vectors = self._table.views()
             return {"ids": ids, "subjects": subjects, "vectors": vectors, "index": self._index,
-                    "kind": self._kind, "trained_at": self._trained_at,
+                    "kind": self._kind, "trained_at": self._trained_at, "weak": self.weak,
                     "tombstones": np.fromiter(self._tombstones, np.int64, len(self._tombstones))}
 
     def import_state(self, state: dict) -> None:
@@ -214,16 +215,15 @@ class GalleryIndex:
                                                                     faiss.IndexHNSW):
                 faiss.downcast_index(index.index).hnsw.efSearch = self.params.hnsw_ef_search
             self._index, self._kind, self._trained_at = index, state["kind"], int(state["trained_at"])
+            self.weak = float(state.get("weak", -np.inf))
             self._removable = factory.removable(index)
             self._tombstones = set(state["tombstones"].tolist())
 
     # search
     def search(self, queries: np.ndarray, top_k: int) -> list[list[Hit]]:
-        """For each query the ``top_k`` best subjects (best stored face each), best first.
-
-        Searches deeper than ``top_k`` faces and widens until ``top_k`` distinct subjects are found
-        or the whole gallery was seen. Compressed kinds re-rank their candidates from the float vectors.
-        """
+        """For each query the ``top_k`` best subjects (best stored face each), best first: deeper than
+        ``top_k`` faces, widened until ``top_k`` subjects or the whole gallery were seen; compressed kinds
+        re-rank their candidates from the floats (``app.search.rerank``)."""
         queries = np.ascontiguousarray(np.asarray(queries, np.float32).reshape(-1, self.dim))
         with self._lock:
             if self.size == 0:
@@ -232,8 +232,7 @@ class GalleryIndex:
             depth = max(4 * top_k, 32)
             if self._kind in factory.COMPRESSED_KINDS:
                 depth = max(depth, self.params.rerank)
-            # tombstones may take candidate slots: HNSW (small, purged often) digs past all of them; IVF
-            # fast-scan galleries can hold many, so at most twice as deep (too few subjects: widened below)
+            # tombstones take slots: HNSW digs past all, fast-scan at most twice as deep (then widened below)
             depth = min(total, depth + (len(self._tombstones) if self._kind == "hnsw" else
                                         min(len(self._tombstones), depth)))
             sims, rows = self._candidates(queries, depth)
@@ -255,16 +254,14 @@ class GalleryIndex:
         if self._index is None:  # exact: brute force over the contiguous live rows
             sims, rows = self._table.knn(queries, depth)
             return sims, rows.astype(np.int64)
+        if self._kind in factory.COMPRESSED_KINDS:  # re-ranked exactly, deeper / wider where in doubt
+            sims, rows, (deeper, wider) = rerank.rerank(self._index.search, self._table, queries, depth, max(
+                depth, self.params.rerank_max), wide=rerank.every_list(self._index), weak=self.weak)
+            self.deepened, self.widened = self.deepened + deeper, self.widened + wider
+            return sims, rows
         sims, ids = self._index.search(queries, depth)
         rows = self._table.rows(ids.reshape(-1)).reshape(ids.shape)
         rows[ids < 0] = ABSENT
-        if self._kind in factory.COMPRESSED_KINDS:
-            valid = rows != ABSENT
-            vecs = self._table.vectors_at(np.where(valid, rows, 0).reshape(-1)).reshape(*rows.shape, self.dim)
-            sims = np.einsum("qcd,qd->qc", vecs, queries)
-            sims[~valid] = -np.inf
-            order = np.argsort(-sims, axis=1, kind="stable")
-            sims, rows = np.take_along_axis(sims, order, 1), np.take_along_axis(rows, order, 1)
         return sims, rows
 
     def _collapse(self, sims: np.ndarray, rows: np.ndarray, top_k: int) -> list[Hit]:
@@ -344,6 +341,7 @@ class GalleryIndex:
         index = factory.make_trained(target, self.params, self.dim, n, sample)
         del sample
         added: list[np.ndarray] = []
+        weak = -np.inf
         if index is not None:
             deadline = started + self.params.hnsw_build_budget_s if target == "hnsw" else None
             for start in range(0, n, FETCH_CHUNK):
@@ -356,16 +354,17 @@ class GalleryIndex:
                 added.append(chunk)
             if isinstance(index, faiss.IndexIVF) and self.params.target_recall > 0:
                 depth = self.params.rerank if target in factory.COMPRESSED_KINDS else 1
-                self.calibration = tuning.calibrate_nprobe(
+                nprobe, recall, weak = tuning.calibrate_nprobe(
                     index, self._table, index.nprobe, self.params.target_recall,
-                    self.params.calibration_queries, depth)
+                    self.params.calibration_queries, depth, self.params.rerank_max)
+                self.calibration = (nprobe, recall)
         with self._lock:
             tombstones: set[int] = set()
             if index is not None:
                 in_new = np.sort(np.concatenate(added)) if added else snapshot[:0]
                 tombstones = self._apply_journal(index, in_new)
             self._journal = None
-            self._index, self._kind = index, target
+            self._index, self._kind, self.weak = index, target, weak
             self._removable = factory.removable(index)
             self._tombstones = tombstones
             self._trained_at = n if target in factory.IVF_KINDS else 0

@@ -91,6 +91,7 @@ class SnapshotStore:
             files["index.faiss"] = tmp / "index.faiss"
         meta = {"format": FORMAT, "position": int(position), "size": int(len(state["ids"])),
                 "concrete_kind": state["kind"], "trained_at": int(state["trained_at"]),
+                "weak": float(state["weak"]) if np.isfinite(state["weak"]) else None,
                 **_identity(gallery),
                 "files": {name: {"bytes": p.stat().st_size, "crc32": _crc(p)} for name, p in files.items()}}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
@@ -133,7 +134,8 @@ class SnapshotStore:
         faiss_index = faiss.read_index(str(folder / "index.faiss")) if has_index else None
         index = GalleryIndex(gallery.embedding_size, params, self.rebuild_ratio)
         index.import_state({**arrays, "index": faiss_index, "kind": meta["concrete_kind"],
-                            "trained_at": meta["trained_at"]})
+                            "trained_at": meta["trained_at"],
+                            "weak": -np.inf if meta.get("weak") is None else meta["weak"]})
         log.info("gallery %s: snapshot of %d faces at position %d loaded in %.1f s", gallery.name,
                  meta["size"], meta["position"], time.perf_counter() - started)
         return index, int(meta["position"])

@@ -16,42 +16,47 @@ import logging
 import faiss
 import numpy as np
 
-from app.search.vectors import VectorTable
+from app.search import rerank
+from app.search.vectors import ABSENT, VectorTable
 
 log = logging.getLogger("marginface.search")
 
 
 def calibrate_nprobe(
-    index: faiss.IndexIVF, table: VectorTable, start: int, target: float, queries: int, rerank: int
-) -> tuple[int, float]:
-    """(nprobe set on ``index``, recall@1 it reached) — the table may change meanwhile: a sample suffices."""
+    index: faiss.IndexIVF, table: VectorTable, start: int, target: float, queries: int, rerank_depth: int,
+    max_depth: int = 0,
+) -> tuple[int, float, float]:
+    """(nprobe set on ``index``, recall@1 it reached, weak level) — the table may change meanwhile: a
+    sample suffices.
+
+    Searched as searches are: re-ranked (``rerank_depth`` > 1: a compressed index; deeper where in doubt,
+    at most ``max_depth`` candidates) and searched over every list when the best face is below the weak
+    level (``app.search.rerank``), which is measured here on the same sample."""
     n = len(table)
     count = min(queries, n - 1)
     if count < 10 or target <= 0:
-        return index.nprobe, float("nan")
+        return index.nprobe, float("nan"), -np.inf
     rows = np.sort(np.random.default_rng(0).choice(n, count, replace=False))
     vectors = table.vectors_at(rows)
     self_ids = table.ids_at(rows)
-    _, nearest = table.knn(vectors, 2)
-    truth_rows = np.where(nearest[:, 0] == rows, nearest[:, 1], nearest[:, 0])
+    near_sims, nearest = table.knn(vectors, 2)
+    other = nearest[:, 0] == rows
+    truth_rows = np.where(other, nearest[:, 1], nearest[:, 0])
+    truth_sims = np.where(other, near_sims[:, 1], near_sims[:, 0])
     # Only faces whose nearest other face is of the same person: an identify query of someone enrolled.
     # A person's only face would make an arbitrary stranger the "truth" (no query looks like that).
     keep = table.subjects_at(truth_rows) == table.subjects_at(rows)
     if keep.sum() < 10:
-        return index.nprobe, float("nan")
+        return index.nprobe, float("nan"), -np.inf
     truth = table.ids_at(truth_rows[keep])
     vectors, self_ids = vectors[keep], self_ids[keep]
+    depth, weak = max(rerank_depth, 2), rerank.weak_level(truth_sims[keep])
 
     def recall_at(nprobe: int) -> float:
         index.nprobe = nprobe
-        _, found = index.search(vectors, rerank + 1)
-        top = np.full(len(truth), -1, np.int64)
-        for q in range(len(truth)):
-            ids = found[q][(found[q] >= 0) & (found[q] != self_ids[q])]
-            rows_q = table.rows(ids)
-            ids, rows_q = ids[rows_q >= 0], rows_q[rows_q >= 0]
-            if len(ids):
-                top[q] = ids[int(np.argmax(table.vectors_at(rows_q) @ vectors[q]))]
+        _, found, _ = rerank.rerank(index.search, table, vectors, depth, max(depth, max_depth), self_ids,
+                                    rerank.every_list(index), weak)
+        top = np.where(found[:, 0] != ABSENT, table.ids_at(np.maximum(found[:, 0], 0)), -1)
         return float(np.mean(top == truth))
 
     nprobe, below = max(1, min(start, index.nlist)), 0
@@ -62,6 +67,6 @@ def calibrate_nprobe(
         if (reached := recall_at(middle)) >= target:
             nprobe, recall = middle, reached
     index.nprobe = nprobe
-    log.info("nprobe %d of %d lists: recall@1 %.3f on %d gallery faces (target %.3f)", nprobe, index.nlist,
-             recall, len(truth), target)
-    return nprobe, recall
+    log.info("nprobe %d of %d lists: recall@1 %.3f on %d gallery faces (target %.3f); weak below %.3f",
+             nprobe, index.nlist, recall, len(truth), target, weak)
+    return nprobe, recall, weak
