@@ -6,7 +6,8 @@ cells split identities often and a fixed ``nprobe`` gives a recall that depends 
 search, kept when it is another photo of the same person (what an identify query of an enrolled person
 looks like). ``nprobe`` doubles from the setting until recall@1 — the top face after the same exact
 re-ranking a search does is exact search's top face (stricter than the right subject) — reaches the
-target; then the midpoint below it is tried once (doubling alone overshoots by up to 2×).
+target; then the midpoint below it is tried once (doubling alone overshoots by up to 2×) and kept when it
+reaches the same recall on the sample (200 faces measure 0.99 ± 0.007: one more miss is no margin).
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def calibrate_nprobe(
         below, nprobe = nprobe, min(index.nlist, nprobe * 2)
     if recall >= target and below and nprobe - below > 1:
         middle = (nprobe + below) // 2
-        if (reached := recall_at(middle)) >= target:
+        if (reached := recall_at(middle)) >= recall:  # only when it loses nothing on the sample
             nprobe, recall = middle, reached
     index.nprobe = nprobe
     log.info("nprobe %d of %d lists: recall@1 %.3f on %d gallery faces (target %.3f); weak below %.3f",
