@@ -6,10 +6,12 @@ directions) generated straight into the index; queries are new views of gallery 
 uses real embeddings of LFW faces (``../shared``, cached in bench/out) as queries against a gallery holding
 other images of the same people among the synthetic faces. recall@1 = share of queries whose top face is
 exact search's top face. Rows: ``BENCH_SEARCH_PARTS`` (comma list of scale128, milvus, kinds, start,
-scale512; default scale128,kinds,scale512), ``BENCH_SEARCH_SIZES`` (e.g. ``1000000,10000000``) and
+scale512, http; default scale128,kinds,scale512), ``BENCH_SEARCH_SIZES`` (e.g. ``1000000,10000000``) and
 ``BENCH_SEARCH_512_SIZES`` (default ``1000000``; 10M × 512 keeps its 20 GB float table in a memory-mapped
 file under bench/out/vectors, as ``auto`` does past the memory budget); ``BENCH_SEARCH_KINDS_N`` the kinds
-table's size. Every gallery uses the default memory budget (8 GiB). ``--quick``: 100k only.
+table's size; ``BENCH_SEARCH_HTTP_SIZES`` (default ``100000``) the ``http`` part's gallery sizes
+(``/identify`` over HTTP on a real store: ``bench/search_http.py``). Every gallery uses the default
+memory budget (8 GiB). ``--quick``: 100k only.
 
     .venv/bin/python -m bench.bench_search --write
 """
@@ -335,6 +337,11 @@ def run(quick: bool = False) -> list[dict]:
         tables.append(kinds_table(kinds_n))
     if "start" in parts:
         tables.append(start_table(sizes[0]))
+    if "http" in parts:  # /identify over HTTP on a real store (bench/search_http.py)
+        from bench.search_http import http_table
+
+        http_sizes = [int(s) for s in os.environ.get("BENCH_SEARCH_HTTP_SIZES", "100000").split(",") if s]
+        tables += [http_table(n) for n in http_sizes]
     if "scale512" in parts:
         sizes512 = [int(s) for s in os.environ.get("BENCH_SEARCH_512_SIZES", "").split(",") if s]
         sizes512 = sizes512 or [min(sizes[0], 1_000_000)]

@@ -83,11 +83,20 @@ def _unit(v: np.ndarray) -> np.ndarray:
 def lfw_embeddings(pack: str = "default", compute: bool = True) -> tuple[np.ndarray, np.ndarray] | None:
     """(embeddings, identity index) of LFW images with the pack, cached in bench/out; None without them.
 
-    Computing takes ~10 min on 2 cores: ``python -m bench.search_data`` makes the cache ahead of a bench."""
+    Computing takes ~3–10 min on 2 cores: ``python -m bench.search_data`` makes the cache ahead of a bench."""
+    found = lfw_faces(pack, compute)
+    return None if found is None else (found[0], found[1])
+
+
+def lfw_faces(pack: str = "default", compute: bool = True,
+              ) -> tuple[np.ndarray, np.ndarray, list[Path]] | None:
+    """(embeddings, identity index, image paths) of LFW images with the pack (the largest face of each),
+    cached in bench/out (a cache without paths is made again); None without LFW."""
     cache = OUT_DIR / f"lfw_embeddings_{pack}.npz"
     if cache.exists():
         data = np.load(cache)
-        return data["embeddings"], data["labels"]
+        if "paths" in data:
+            return data["embeddings"], data["labels"], [LFW_DIR / str(p) for p in data["paths"]]
     if not compute or not LFW_DIR.is_dir():
         return None
     from models.evaluation.pairs_runner import embed_images
@@ -106,10 +115,11 @@ def lfw_embeddings(pack: str = "default", compute: bool = True) -> tuple[np.ndar
     embeddings = _unit(np.stack([results[p].embedding for p in keep]).astype(np.float32))
     labels = np.array([label_of[p.parent.name] for p in keep], np.int64)
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    np.savez(cache, embeddings=embeddings, labels=labels)
+    relative = np.array([str(p.relative_to(LFW_DIR)) for p in keep])
+    np.savez(cache, embeddings=embeddings, labels=labels, paths=relative)
     print(f"[search] embedded {len(keep)} LFW images in {time.perf_counter() - started:.0f} s",
           file=sys.stderr, flush=True)
-    return embeddings, labels
+    return embeddings, labels, keep
 
 
 if __name__ == "__main__":
