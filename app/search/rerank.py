@@ -87,17 +87,20 @@ def _reranked(search: Search, table: VectorTable, queries: np.ndarray, depth: in
             sims[mask], rows[mask] = -np.inf, ABSENT
         return sims, rows
 
-    approx, ids = search(queries, depth)
-    sims, rows = scored(slice(None), ids)
-    deeper = np.nonzero(unsure(approx, ids, sims))[0].tolist() if max_depth > depth else []
+    # one page of DEEPEN × depth candidates (FAISS fast-scan at 10M: +5 % time over 64): the first step
+    # deeper re-ranks the rest of it without scanning the lists again
+    fetch = min(max_depth, depth * DEEPEN) if max_depth > depth else depth
+    approx, ids = search(queries, fetch)
+    sims, rows = scored(slice(None), ids[:, :depth])
+    deeper = np.nonzero(unsure(approx[:, :depth], ids[:, :depth], sims))[0].tolist() if fetch > depth else []
     for q in deeper:
-        k, one = depth, queries[q : q + 1]
-        while k < max_depth:
-            k = min(max_depth, k * DEEPEN)
-            a, i = search(one, k)
-            s, r = scored(slice(q, q + 1), i)
-            if not unsure(a, i, s)[0]:
+        a, i, k = approx[q : q + 1], ids[q : q + 1], fetch
+        while True:
+            s, r = scored(slice(q, q + 1), i[:, :k])
+            if k >= max_depth or not unsure(a[:, :k], i[:, :k], s)[0]:
                 break
+            k = min(max_depth, k * DEEPEN)
+            a, i = search(queries[q : q + 1], k)
         top = np.argsort(-s[0], kind="stable")[:depth]
         sims[q, : len(top)], rows[q, : len(top)] = s[0][top], r[0][top]
     order = np.argsort(-sims, axis=1, kind="stable")
