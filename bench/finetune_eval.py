@@ -87,11 +87,15 @@ def wise_checkpoint(run: str, alpha: float) -> Path:
     return path
 
 
+def cache_path(name: str, weights: Path) -> Path:
+    stat = weights.stat()
+    return WORK / f"{name}-{weights.stem}-{stat.st_size}-{int(stat.st_mtime)}.npy"
+
+
 def cached(name: str, weights: Path, compute: Callable[[], np.ndarray]) -> np.ndarray:
     """Embeddings of one model on one set, cached under bench/out by the weights file's size and mtime
     (the CPU is shared: models are measured as their runs finish, each once)."""
-    stat = weights.stat()
-    path = WORK / f"{name}-{weights.stem}-{stat.st_size}-{int(stat.st_mtime)}.npy"
+    path = cache_path(name, weights)
     if path.is_file():
         return np.load(path)
     value = compute()

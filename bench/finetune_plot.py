@@ -30,7 +30,7 @@ def plot(rows: list[dict], curves: dict[str, list[list]], base: dict) -> Path:
             ax.set_title(f"{title}: not measured")
             continue
         values = [float("nan") if r[key] is None else r[key] for r in rows]  # no bar: not measured
-        errors = [r.get("lfw_std", 0.0) for r in rows] if key == "lfw" else None
+        errors = [r.get("lfw_std") or 0.0 for r in rows] if key == "lfw" else None
         ax.bar(names, values, color=colours, yerr=errors, capsize=3)
         low, high = min(measured), max(measured)
         ax.set_ylim(low - max(1.0, (high - low)), high + max(0.5, (high - low) * 0.5))
