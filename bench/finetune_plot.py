@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 
@@ -40,6 +41,18 @@ def plot(rows: list[dict], curves: dict[str, list[list]], base: dict) -> Path:
             ax.legend(fontsize=7)
         ax.set_title(title, fontsize=9)
     ax = axes[3]
+    if curves:
+        _training_curves(ax, rows, curves, base, colours)
+    else:
+        _wise_curve(ax, rows, base)
+    fig.suptitle("; ".join(f"{i}: {r['label']}" for i, r in enumerate(rows)), fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _training_curves(ax, rows: list[dict], curves: dict, base: dict, colours: list[str]) -> None:  # noqa: ANN001
     for i, row in enumerate(rows[1:], start=1):
         if row["label"] not in curves:  # WiSE-FT rows: no training curve
             continue
@@ -51,8 +64,24 @@ def plot(rows: list[dict], curves: dict[str, list[list]], base: dict) -> Path:
     ax.set_title("held-out during training (%)", fontsize=9)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=6, ncol=2)
-    fig.suptitle("; ".join(f"{i}: {r['label']}" for i, r in enumerate(rows)), fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+
+
+def _wise_curve(ax, rows: list[dict], base: dict) -> None:  # noqa: ANN001
+    """Held-out rank-1 and TAR against the WiSE-FT α of each run (0 = the base, 1 = the fine-tuned run)."""
+    for k, row in enumerate(rows[1:]):
+        if "WiSE-FT" in row["label"]:
+            continue
+        name = row["label"].split(" (")[0]
+        points = [(0.0, base["rank1"], base["tar"]), (1.0, row["rank1"], row["tar"])]
+        for other in rows:
+            found = re.search(r"WiSE-FT α ([0-9.]+)", other["label"])
+            if found and other["label"].startswith(name + " +"):
+                points.append((float(found.group(1)), other["rank1"], other["tar"]))
+        points.sort()
+        xs = [p[0] for p in points]
+        ax.plot(xs, [p[1] for p in points], marker="o", color=f"C{k}", label=f"{name} rank-1")
+        ax.plot(xs, [p[2] for p in points], marker="x", linestyle="--", color=f"C{k}", label=f"{name} TAR")
+    ax.set_xlabel("WiSE-FT α (0 = default pack, 1 = fine-tuned)")
+    ax.set_title("held-out (%) along the interpolation", fontsize=9)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=6)
