@@ -118,7 +118,7 @@ class TrustService:
         self, gallery: Gallery, engine, requested: float | None, index=None, rows: IdentifyRows | None = None
     ) -> Plan:
         """The threshold (request > calibration moved to the current size > pack) and the policy
-        (``rows``: the trust row already read with ``identify_rows``)."""
+        (``rows``: the trust row already read with ``identify_rows``; else it is read here)."""
         row = rows.trust if rows is not None else self.store.get(gallery.id)
         policy = load_policy(row.policy if row else None)
         cal = row.calibration if row else None
@@ -142,10 +142,10 @@ class TrustService:
     # identify
     def decide_faces(
         self, gallery: Gallery, plan: Plan, analysis, embeddings: np.ndarray, faces: list[dict[str, Any]],
-        rows: IdentifyRows | None = None,
+        rows: IdentifyRows,
     ) -> list[dict[str, Any]]:
         """Add ``quality``, ``decision`` (with its numbers), ``probe_id`` to each face; set ``match``
-        (``rows``: negatives already read with ``identify_rows`` for every candidate's subject)."""
+        (``rows``: the negatives read with ``identify_rows`` for every candidate's subject)."""
         qualities = getattr(analysis, "qualities", None) or [
             assess(f, crop) for f, crop in zip(analysis.faces, analysis.crops, strict=True)
         ]
@@ -153,8 +153,7 @@ class TrustService:
             FaceInput(face["candidates"], emb, identify_floor(q, plan.policy.identify))
             for face, emb, q in zip(faces, embeddings, qualities, strict=True)
         ]
-        subject_ids = sorted({int(c["subject_id"]) for face in faces for c in face["candidates"]})
-        negatives = rows.negatives if rows is not None else self.store.negatives_of(gallery.id, subject_ids)
+        negatives = rows.negatives
         decisions = decide(inputs, plan.threshold, plan.policy.ambiguity_margin, negatives)
         out = []
         for face, q, emb, d in zip(faces, qualities, embeddings, decisions, strict=True):
