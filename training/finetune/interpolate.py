@@ -61,20 +61,26 @@ def initial_state(config: dict[str, Any]) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in backbone.state_dict().items()}
 
 
-def interpolate_checkpoint(checkpoint: str | Path, alpha: float, out: str | Path) -> Path:
-    """Write a checkpoint whose backbone is α·(the fine-tuned one) + (1 − α)·(its initial weights)."""
-    from training.checkpoint import atomic_save, load_checkpoint
+def write_interpolated(
+    state: dict[str, Any], initial: dict[str, torch.Tensor], alpha: float, source: str, out: str | Path
+) -> Path:
+    """Write checkpoint ``state`` with its backbone replaced by α·(its backbone) + (1 − α)·``initial``."""
+    from training.checkpoint import atomic_save
 
-    state = load_checkpoint(checkpoint)
-    state["backbone"] = interpolate_state(initial_state(state["config"]), state["backbone"], alpha)
-    state["interpolation"] = {
-        "alpha": float(alpha),
-        "init": state["config"]["finetune"]["init"],
-        "from": str(checkpoint),
-    }
+    state = {**state, "backbone": interpolate_state(initial, state["backbone"], alpha)}
+    init = state["config"]["finetune"]["init"]
+    state["interpolation"] = {"alpha": float(alpha), "init": init, "from": source}
     out = Path(out)
     atomic_save(state, out)
     return out
+
+
+def interpolate_checkpoint(checkpoint: str | Path, alpha: float, out: str | Path) -> Path:
+    """Write a checkpoint whose backbone is α·(the fine-tuned one) + (1 − α)·(its initial weights)."""
+    from training.checkpoint import load_checkpoint
+
+    state = load_checkpoint(checkpoint)
+    return write_interpolated(state, initial_state(state["config"]), alpha, str(checkpoint), out)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -145,14 +145,11 @@ class FineTuning:
         replaced by α·θ_fine-tuned + (1 − α)·θ_initial (WiSE-FT); None without it."""
         if self.cfg.interpolate is None or self.initial is None:
             return None
-        from training.checkpoint import atomic_save
-        from training.finetune.interpolate import INTERPOLATED_FILE, interpolate_state
+        from training.finetune.interpolate import INTERPOLATED_FILE, write_interpolated
 
         alpha = self.cfg.interpolate
-        state = {**state, "backbone": interpolate_state(self.initial, state["backbone"], alpha)}
-        state["interpolation"] = {"alpha": alpha, "init": self.cfg.init, "from": f"step {state['step']}"}
-        path = out_dir / INTERPOLATED_FILE
-        atomic_save(state, path)
+        source = f"step {state['step']}"
+        path = write_interpolated(state, self.initial, alpha, source, out_dir / INTERPOLATED_FILE)
         log.info("WiSE-FT α %.2f: %s", alpha, path)
         return path
 
