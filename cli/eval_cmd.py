@@ -50,10 +50,11 @@ def run_pairs(args: argparse.Namespace) -> int:
             f"{len(missing)} image(s) of the pairs file are missing, e.g. {missing[0]}", code="not_found"
         )
     if args.workers is None or args.threads is None:  # issue 17: single-thread pipelines, one per core
-        from models.topology import topology_for_pack
+        from models.topology import apply_topology, topology_for_pack
 
         topology = topology_for_pack(args.pack, args.providers, threads=args.threads, pipelines=args.workers)
         args.workers, args.threads = topology.pipelines, topology.threads
+        apply_topology(topology)
     pipeline = load_pipeline(args)
     if getattr(args, "checkpoint", None) is not None:  # eval pairs --checkpoint (cli.eval_train_cmd)
         from cli.eval_train_cmd import apply_checkpoint

@@ -52,7 +52,7 @@ warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 class _Count:
-    """An int with the ``.value`` of a ``multiprocessing.Value`` (the in-process budget's counters)."""
+    """A mutable int (the budget's counters)."""
 
     __slots__ = ("value",)
 
@@ -64,19 +64,13 @@ class MemoryBudget:
     """Bytes that concurrent decodes may hold together; ``reserve`` blocks until its share is free.
 
     A request for more than the capacity waits for the whole budget (it then runs alone), so one large
-    image never deadlocks and never runs beside another. With a multiprocessing ``context`` the counters
-    live in shared memory and the budget holds across the processes it is passed to
-    (``models.analysis_pool``).
+    image never deadlocks and never runs beside another. For this process's threads; worker processes
+    share a ``models.shared_budget.SharedBudget``.
     """
 
-    def __init__(self, capacity: int, context=None) -> None:
+    def __init__(self, capacity: int) -> None:
         self.capacity = max(1, int(capacity))
-        if context is None:
-            self._used, self._peak, self._cond = _Count(), _Count(), threading.Condition()
-        else:
-            self._used = context.Value("q", 0, lock=False)
-            self._peak = context.Value("q", 0, lock=False)
-            self._cond = context.Condition()
+        self._used, self._peak, self._cond = _Count(), _Count(), threading.Condition()
 
     @property
     def used(self) -> int:

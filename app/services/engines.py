@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,10 +13,12 @@ from app.batching import MicroBatcher
 from app.metrics import Metrics
 from app.services.errors import Conflict, Unavailable
 from app.settings import Settings
-from models.analysis_pool import AnalysisPool, pool_context
+from models.analysis_pool import AnalysisPool, WorkerLost, pool_context
 from models.detectors.policy import DetectionPolicy, analyse_photo
 from models.face import Face
 from models.images import MemoryBudget, decode_cost_of
+from models.shared_budget import SharedBudget
+from models.topology import apply_topology
 
 log = logging.getLogger("marginface.server")
 
@@ -84,12 +85,11 @@ class Engine:
         if self.pool is not None:
             limits = {"max_bytes": self.settings.max_image_bytes,
                       "max_pixels": self.settings.max_image_pixels}
-            generation = self.pool.generation
             try:
-                future = self.pool.submit(data, limit, embed=embed, **limits)
-                faces, crops, full, embeddings, qualities = await asyncio.wrap_future(future)
-            except BrokenProcessPool:
-                self.pool.restart(generation)
+                faces, crops, full, embeddings, qualities = await self.pool.analyse(
+                    data, limit, embed=embed, **limits
+                )
+            except WorkerLost:
                 raise Unavailable(
                     "the worker analysing this photo stopped (a new one is starting); retry",
                     code="analysis_worker_lost",
@@ -145,9 +145,10 @@ class Engines:
         self.settings = settings
         self.metrics = metrics
         self.topology = server_topology(settings)  # issue 17: threads per session, pipelines side by side
+        apply_topology(self.topology)
         self.executor = ThreadPoolExecutor(max_workers=self.topology.pipelines, thread_name_prefix="detect")
         self.decode_budget = decode_budget(settings)  # shared by every pack's engine
-        self._shared_budget: MemoryBudget | None = None  # the same bound across analysis processes
+        self._shared_budget: SharedBudget | None = None  # the same bound across analysis processes
         self.pools: list[AnalysisPool] = []
         self._by_name: dict[str, Engine] = {}
         self.errors: dict[str, str] = {}
@@ -178,10 +179,12 @@ class Engines:
         processes = analysis_processes(self.settings, self.topology, used)
         if processes <= 0:
             return None
-        if self._shared_budget is None:
-            self._shared_budget = MemoryBudget(self.decode_budget.capacity, pool_context())
+        if self._shared_budget is None:  # one bound across every pack's workers
+            slots = processes * len(self.settings.packs)
+            self._shared_budget = SharedBudget(self.decode_budget.capacity, slots, pool_context())
+        first_slot = sum(p.processes for p in self.pools)
         pool = AnalysisPool(requested, self.settings.providers, processes, DetectionPolicy.from_env(),
-                            self._shared_budget)
+                            self._shared_budget, first_slot)
         pids = pool.start()
         self.pools.append(pool)
         log.info("model pack %s: %d analysis processes (%s)", requested, processes, pids)
@@ -225,4 +228,6 @@ class Engines:
             await engine.batcher.stop()
         for pool in self.pools:
             pool.shutdown()
+        if self._shared_budget is not None:
+            self._shared_budget.remove()
         self.executor.shutdown(wait=False, cancel_futures=True)

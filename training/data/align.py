@@ -30,7 +30,9 @@ _PIPELINE: Any = None  # one per worker process
 def _init_worker(pack: str) -> None:
     global _PIPELINE
     from models.pipeline import FacePipeline
+    from models.topology import limit_opencv_threads
 
+    limit_opencv_threads(1)  # one single-thread pipeline per worker process, OpenCV included
     _PIPELINE = FacePipeline.from_pack(pack, threads=1)
 
 
