@@ -30,8 +30,11 @@ def _token(request: Request) -> str | None:
 async def require_key(request: Request) -> ApiKey | None:
     """Dependency: any active key (None when the server runs with --no-auth). The store is read in a
     worker thread only when a key must be checked (a plain ``def`` would cost every request a thread hop)."""
-    if not request.app.state.ctx.settings.auth:
+    ctx = request.app.state.ctx
+    if not ctx.settings.auth:
         return None
+    if ctx.repo.reads_inline:  # SQLite: a point read costs less than the thread hop (app.services.offload)
+        return check_key(request)
     return await run_in_threadpool(check_key, request)
 
 

@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     providers: list[str] | None = Field(default=None, description="ONNX Runtime providers; None = auto")
 
     auth: bool = Field(default=True, description="require API keys (serve --no-auth sets this to false)")
+    access_log: bool = Field(
+        default=False,
+        description="a log line per request (serve --access-log); /metrics counts every request by route, "
+        "status and latency either way, and errors are logged either way",
+    )
 
     # limits
     max_request_bytes: int = 20 * 1024 * 1024

@@ -234,6 +234,11 @@ class IndexRegistry:
         with self.gallery_lock(gallery.id):
             return self._get_locked(gallery)
 
+    def peek(self, gallery_id: int) -> Any | None:
+        """The gallery's index if it is loaded (never builds)."""
+        with self._lock:
+            return self._indexes.get(gallery_id)
+
     def drop(self, gallery_id: int) -> None:
         with self._lock:
             self._indexes.pop(gallery_id, None)

@@ -12,6 +12,7 @@ from app.gallery_migration.consistency import PackSwitched, index_for_pack
 from app.services.engines import Analysis, Engine, Engines
 from app.services.errors import Conflict
 from app.services.galleries import GalleryService
+from app.services.offload import search_inline
 from app.settings import Settings
 from app.store.models import Gallery
 from models.pipeline import select_face
@@ -97,7 +98,7 @@ class RecognitionService:
             embeddings = await engine.embed(analysis.crops)
         trust = trust_for(self.galleries)  # issue 11: calibrated threshold, decisions, quality
 
-        def finish() -> tuple[list[dict[str, Any]], Any]:  # one thread hop for search and store reads
+        def finish() -> tuple[list[dict[str, Any]], Any]:  # search and store reads: one thread hop at most
             index = index_for_pack(self.galleries, gallery)  # holds the pack that embedded the probes
             hits = index.search(embeddings, top_k) if len(embeddings) else []
             rows = trust.identify_rows(gallery, sorted({h.subject_id for row in hits for h in row}))
@@ -120,7 +121,10 @@ class RecognitionService:
                 faces.append(face.to_dict() | {"candidates": candidates, "match": match})
             return trust.decide_faces(gallery, plan, analysis, embeddings, faces, rows), plan
 
-        faces, plan = await asyncio.to_thread(finish)
+        if search_inline(self.galleries.repo, self.galleries.indexes.peek(gallery.id), gallery):
+            faces, plan = finish()
+        else:
+            faces, plan = await asyncio.to_thread(finish)
         cut = plan.threshold
         return {"faces": faces, "threshold": cut, "gallery": gallery.name} | plan.to_json()
 

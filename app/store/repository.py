@@ -73,6 +73,13 @@ class Repository(ChangeLogReads):
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
+    @property
+    def reads_inline(self) -> bool:
+        """Whether async code may read the store on the event loop (``app.services.offload``): SQLite
+        answers in-process (WAL: a read never waits for a writer); a database server over a network
+        may not answer at once."""
+        return self.engine.dialect.name == "sqlite"
+
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session that commits on success (before the caller answers) and rolls back on error.

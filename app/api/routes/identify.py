@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -13,6 +12,7 @@ from app.api.inputs import image_body_openapi, read_payload
 from app.api.schemas import Identified
 from app.auth import AnyKey
 from app.errors import ApiError
+from app.services.offload import store_read
 
 router = APIRouter(tags=["recognition"])
 
@@ -45,7 +45,7 @@ async def identify(request: Request, ctx: CtxDep) -> dict[str, Any]:
     params = payload.parse(IdentifyParams)
     if params.top_k > ctx.settings.max_top_k:
         raise ApiError(422, "invalid_request", f"top_k: at most {ctx.settings.max_top_k}")
-    gallery = await asyncio.to_thread(ctx.galleries.get, params.gallery)
+    gallery = await store_read(ctx.repo, ctx.galleries.get, params.gallery)
     image = payload.image("image")
     return await ctx.recognition.identify(
         image.data, gallery, params.top_k, params.threshold, params.max_faces
