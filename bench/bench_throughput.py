@@ -96,8 +96,8 @@ def _ms(latencies: list[float], q: float) -> float:
 
 
 def http_rows(pipeline, photos: list[bytes], ratio_of, requests: int, rounds: int = 3) -> list[list]:
-    """A real ``marginface serve`` process (default settings: API keys required) and /identify at
-    concurrency 1, 4, 16.
+    """A real ``marginface serve`` process (default settings: API keys required, no access log) and
+    /identify at concurrency 1, 4, 16.
 
     The unit embeds one face per photo, so the rows compared with it ask for one face (``max_faces=1``, the
     best-scored one); a last row asks for every face (LFW photos hold 1.26 on average), as /identify does by
@@ -240,7 +240,7 @@ def run(quick: bool = False) -> list[dict]:
     from models.detectors.policy import DetectionPolicy
     from models.packs.checks import insightface_image
     from models.pipeline import FacePipeline
-    from models.topology import available_cores, topology_for_pack
+    from models.topology import available_cores, limit_opencv_threads, topology_for_pack
 
     columns = ["measure", "photos", "rate", "p50 ms", "p99 ms", "ratio to cores × unit"]
     if not (LFW / "pairs.txt").is_file():
@@ -253,6 +253,8 @@ def run(quick: bool = False) -> list[dict]:
     t1 = cv2.imread(str(insightface_image("t1.jpg")))
     phone = [_jpeg(phone_photo(t1))] + [_jpeg(phone_photo(cv2.imread(str(p)))) for p in paths[: n // 5]]
     on, off = DetectionPolicy(), DetectionPolicy(decode_factor=0)
+    opencv_default = cv2.getNumThreads()
+    limit_opencv_threads(1)  # the unit is one single-thread pipeline: OpenCV's own thread pool included
     single = FacePipeline.from_pack("default", ["cpu"], threads=1)
     default_threads = FacePipeline.from_pack("default", ["cpu"])  # ORT's default: every core on one pass
     load = os.getloadavg()[0]
@@ -274,6 +276,11 @@ def run(quick: bool = False) -> list[dict]:
     rows = [["1 pipeline, 1 thread (the unit)", "LFW", f"{unit:.1f} photos/s", _ms(lat, 50), _ms(lat, 99),
              1 / cores]]
     units.append(unit)
+    cv2.setNumThreads(opencv_default)
+    rate, lat = loop_rate(single, lfw, on)
+    limit_opencv_threads(1)
+    rows.append([f"1 pipeline, 1 ORT thread, OpenCV's default {opencv_default} threads", "LFW",
+                 f"{rate:.1f} photos/s", _ms(lat, 50), _ms(lat, 99), ratio_of(rate)])
     rate, lat = loop_rate(default_threads, lfw, on)
     rows.append(["1 pipeline, ORT default threads (before)", "LFW", f"{rate:.1f} photos/s", _ms(lat, 50),
                  _ms(lat, 99), ratio_of(rate)])
@@ -309,8 +316,9 @@ def run(quick: bool = False) -> list[dict]:
     notes = [
         f"{cores} cores; topology chosen: {topology.threads} ORT thread(s) per session × "
         f"{topology.pipelines} pipelines ({topology.reason}). The unit is one single-thread pipeline "
-        "(decode, detect, align, embed the largest face) in a loop; the machine's limit is cores × unit, "
-        "and each ratio is against it (phone rows: against cores × the phone unit). The machine's speed "
+        "(decode, detect, align, embed the largest face; ONNX Runtime and OpenCV on one thread) in a "
+        "loop; the machine's limit is cores × unit, and each ratio is against it (phone rows: against "
+        "cores × the phone unit). The machine's speed "
         "drifts within a run, so each LFW row's ratio uses the mean of the unit measured (every LFW photo "
         "of the table) just before and just after that row. The HTTP rows ran in 3 interleaved rounds "
         "(c1, c4, c16, every face; again; again): each gives the median of its rounds and their range.",

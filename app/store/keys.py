@@ -6,13 +6,14 @@ import hashlib
 import hmac
 import secrets
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import func, select, update
 
+from app.store.hot_reads import HotReads
 from app.store.models import ApiKey, utcnow
-from app.store.repository import Repository, store_errors
+from app.store.repository import Repository
 
 TOKEN_PREFIX = "mf_"
-_KEY_BY_HASH = select(ApiKey.__table__).where(ApiKey.__table__.c.key_hash == bindparam("digest"))
+_KEY_BY_HASH = "SELECT id, name, prefix, admin, key_hash, revoked_at FROM api_keys WHERE key_hash = ?"
 
 
 def hash_token(token: str) -> str:
@@ -24,6 +25,7 @@ class KeyStore:
 
     def __init__(self, repo: Repository) -> None:
         self.repo = repo
+        self._reads = HotReads(repo.engine)
 
     def create(self, name: str, admin: bool) -> tuple[str, ApiKey]:
         """A new key; the token is returned once and never stored."""
@@ -34,14 +36,17 @@ class KeyStore:
         return token, key
 
     def check(self, token: str) -> ApiKey | None:
-        """The active key for ``token``, or None (unknown or revoked)."""
+        """The active key for ``token``, or None (unknown or revoked); read fresh every time (a revoked key
+        is refused at once), as plain SQL: every request checks a key (``app/store/hot_reads.py``)."""
         digest = hash_token(token)
-        with store_errors(), self.repo.engine.connect() as conn:  # a Core read: every request checks a key
-            row = conn.execute(_KEY_BY_HASH, {"digest": digest}).first()
-        key = None if row is None else ApiKey(**row._mapping)
-        if key is None or key.revoked_at is not None or not hmac.compare_digest(key.key_hash, digest):
+        with self._reads.connection() as conn:
+            found = self._reads.rows(conn, _KEY_BY_HASH, (digest,))
+        if not found:
             return None
-        return key
+        key_id, name, prefix, admin, key_hash, revoked_at = found[0]
+        if revoked_at is not None or not hmac.compare_digest(key_hash, digest):
+            return None
+        return ApiKey(id=key_id, name=name, prefix=prefix, admin=bool(admin), key_hash=key_hash)
 
     def list(self) -> list[ApiKey]:
         with self.repo.session() as s:
