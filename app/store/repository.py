@@ -31,8 +31,13 @@ def _is_unavailable(exc: DBAPIError) -> bool:
         return True
     if not isinstance(exc, OperationalError):
         return False
-    text = str(exc.orig).lower()
-    # SQLite reports a missing table or a syntax error as OperationalError too: those are bugs.
+    return outage_text(str(exc.orig))
+
+
+def outage_text(message: str) -> bool:
+    """Whether an operational error's message means an outage: SQLite reports a missing table or a syntax
+    error as an operational error too, and those are bugs."""
+    text = message.lower()
     return not ("no such table" in text or "no such column" in text or "syntax error" in text)
 
 

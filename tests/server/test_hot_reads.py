@@ -88,3 +88,15 @@ def test_get_gallery_reads_the_same_row_as_the_orm(store_url: str) -> None:
         got = repo.get_gallery(name)
         assert [getattr(got, c) for c in columns] == [getattr(orm, c) for c in columns]
     assert repo.get_gallery("absent") is None
+
+
+def test_missing_sqlite_file_is_an_outage_not_a_new_store(tmp_path) -> None:
+    from app.store.errors import StoreUnavailable
+    from app.store.hot_reads import HotReads
+
+    path = tmp_path / "gone.db"
+    reads = HotReads(make_engine(f"sqlite:///{path}"))
+    with pytest.raises(StoreUnavailable):
+        with reads.connection() as conn:
+            reads.rows(conn, "SELECT id FROM subjects WHERE id = ?", (1,))
+    assert not path.exists()
