@@ -30,6 +30,7 @@ LFW = REPO.parent / "shared" / "data" / "lfw"
 TITLE = "Throughput: every core busy (issue 17)"
 PHONE = (4032, 3024)
 ENROLL_REPEAT = 3
+HTTP_ROUNDS = 5  # interleaved rounds of the HTTP rows: the unit drifts ±10-20 % within minutes
 
 
 def _jpeg(bgr: np.ndarray, quality: int = 90) -> bytes:
@@ -96,7 +97,7 @@ def _ms(latencies: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(latencies) * 1000, q)) if latencies else float("nan")
 
 
-def http_rows(pipeline, photos: list[bytes], ratio_of, requests: int, rounds: int = 3) -> list[list]:
+def http_rows(pipeline, photos: list[bytes], ratio_of, requests: int, rounds: int = 0) -> list[list]:
     """A real ``marginface serve`` process (default settings: API keys required, no access log) and
     /identify at concurrency 1, 4, 16.
 
@@ -113,6 +114,7 @@ def http_rows(pipeline, photos: list[bytes], ratio_of, requests: int, rounds: in
     from bench.http_load import batch_mean, post_request, run_load
     from tests.server.servers import ServerProcess
 
+    rounds = rounds or HTTP_ROUNDS
     workdir = Path(tempfile.mkdtemp(prefix="mf-throughput-"))
     url = f"sqlite:///{workdir / 'bench.db'}"
     fill_gallery(url, pipeline, t1_crops(pipeline), 2000)
@@ -323,8 +325,9 @@ def run(quick: bool = False) -> list[dict]:
         "loop; the machine's limit is cores × unit, and each ratio is against it (phone rows: against "
         "cores × the phone unit). The machine's speed "
         "drifts within a run, so each LFW row's ratio uses the mean of the unit measured (every LFW photo "
-        "of the table) just before and just after that row. The HTTP rows ran in 3 interleaved rounds "
-        "(c1, c4, c16, every face; again; again): each gives the median of its rounds and their range.",
+        "of the table) just before and just after that row. The HTTP rows ran in "
+        f"{HTTP_ROUNDS} interleaved rounds (c1, c4, c16, every face; again; …): each gives the median of "
+        "its rounds and their range.",
         f"Load average {load:.1f} at the start of this table, {os.getloadavg()[0]:.1f} at its end, on "
         f"{cores} cores (above {cores} means other work shared the CPU); every row was measured in the same "
         "run, so compare ratios.",
