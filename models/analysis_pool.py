@@ -31,7 +31,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from models.analysis_worker import HEADER, Result, frame, read_frame, serve
+from models.analysis_worker import HEADER, Embed, Result, frame, read_frame, serve
 from models.shared_budget import SharedBudget
 
 log = logging.getLogger("marginface.analysis")
@@ -147,10 +147,11 @@ class AnalysisPool:
         """The pids of the workers running a photo now."""
         return sorted(w.process.pid for w in self._workers if w.held and w.process.pid is not None)
 
-    async def analyse(self, data: bytes, max_faces: int | None = None, *, embed: bool = False,
+    async def analyse(self, data: bytes, max_faces: int | None = None, *, embed: Embed = False,
                       **limits) -> Result:
         """``(faces in full-resolution coordinates, aligned crops, (width, height), embeddings, qualities)``;
-        ``embed``: every crop embedded and its quality assessed in the worker (else None for both).
+        ``embed``: every crop embedded and its quality assessed in the worker (else None for both);
+        ``"largest"``: only the largest face's embedding (1×D), no qualities.
         Raises the analysis's own errors, or ``WorkerLost``."""
         await self._attach()
         if not self._workers:

@@ -12,6 +12,7 @@ import os
 import pickle
 import socket
 import struct
+from typing import Literal
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from models.face import Face
 
 HEADER = struct.Struct("<Q")
 
+Embed = bool | Literal["largest"]
 Result = tuple[list[Face], np.ndarray, tuple[int, int], np.ndarray | None, list | None]
 
 
@@ -49,15 +51,19 @@ def read_frame(sock: socket.socket) -> object | None:
 
 
 def analyse(
-    pipeline, policy, budget, data: bytes, max_faces: int | None, limits: dict, embed: bool
+    pipeline, policy, budget, data: bytes, max_faces: int | None, limits: dict, embed: Embed
 ) -> Result:
-    """Decode, detect and align ``data``; with ``embed`` also every crop's embedding and quality."""
+    """Decode, detect and align ``data``; ``embed`` True: also every crop's embedding and quality;
+    ``"largest"``: the embedding of the largest face only (by area; the one enrollment keeps), 1×D."""
     from models.detectors.policy import analyse_photo
     from models.quality import assess
 
     faces, crops, full = analyse_photo(pipeline, data, policy, max_faces=max_faces, budget=budget, **limits)
     if not (embed and len(crops)):
         return faces, crops, full, None, None
+    if embed == "largest":
+        largest = max(range(len(faces)), key=lambda i: faces[i].area)
+        return faces, crops, full, pipeline.embed_crops(crops[largest : largest + 1]), None
     qualities = [assess(face, crop) for face, crop in zip(faces, crops, strict=True)]
     return faces, crops, full, pipeline.embed_crops(crops), qualities
 

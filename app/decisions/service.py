@@ -218,10 +218,12 @@ class TrustService:
         accepted: list,
         results: list,
         force: bool,
+        embedded: dict[int, np.ndarray] | None = None,
     ) -> tuple[list, np.ndarray]:
         """Quality policy and duplicates for faces about to be enrolled: adds ``quality`` and
         ``possible_duplicate`` to ``results``, moves refused ones to ``error``; returns the kept faces
-        and their embeddings. ``accepted`` holds (image index, face, crop) as the enrollment builds them."""
+        and their embeddings. ``accepted`` holds (image index, face, crop) as the enrollment builds them;
+        ``embedded``: embeddings already made (by image index), else the crops are embedded here."""
         policy = await asyncio.to_thread(self.policy, gallery)
         kept = []
         for item in accepted:
@@ -233,7 +235,10 @@ class TrustService:
                 kept.append(item)
         if not kept:
             return [], np.zeros((0, engine.embedding_size), np.float32)
-        embeddings = await engine.embed(np.stack([item[2] for item in kept]))
+        if embedded and all(item[0] in embedded for item in kept):
+            embeddings = np.stack([embedded[item[0]] for item in kept]).astype(np.float32, copy=False)
+        else:
+            embeddings = await engine.embed(np.stack([item[2] for item in kept]))
         if policy.duplicates == "off":
             return kept, embeddings
         plan = await asyncio.to_thread(self.plan, gallery, engine, None)

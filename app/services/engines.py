@@ -14,6 +14,7 @@ from app.metrics import Metrics
 from app.services.errors import Conflict, Unavailable
 from app.settings import Settings
 from models.analysis_pool import AnalysisPool, WorkerLost, pool_context
+from models.analysis_worker import Embed
 from models.detectors.policy import DetectionPolicy, analyse_photo
 from models.face import Face
 from models.images import MemoryBudget, decode_cost_of
@@ -78,9 +79,10 @@ class Engine:
                                            **limits)
         return Analysis(faces, crops, full)
 
-    async def analyse(self, data: bytes, max_faces: int | None = None, *, embed: bool = False) -> Analysis:
+    async def analyse(self, data: bytes, max_faces: int | None = None, *, embed: Embed = False) -> Analysis:
         """Decode (limits checked before decoding), detect and align, off the event loop; ``embed``: embed
-        every face in the analysis process too, when there is one (``Analysis.embeddings``)."""
+        every face in the analysis process too, when there is one (``Analysis.embeddings``; ``"largest"``:
+        only the largest face's, 1×D, as enrollment keeps it). Without analysis processes: None."""
         limit = min(max_faces or self.settings.max_faces, self.settings.max_faces)
         if self.pool is not None:
             limits = {"max_bytes": self.settings.max_image_bytes,

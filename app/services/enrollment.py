@@ -66,7 +66,8 @@ class EnrollmentService:
 
     async def _analyse(self, engine: Engine, image: ImageInput) -> Analysis | dict[str, Any]:
         try:
-            return await engine.analyse(image.data)
+            # issue 17: with analysis processes the worker embeds the face enrollment keeps (the largest)
+            return await engine.analyse(image.data, embed="largest")
         except InvalidImageError as exc:
             return rejection("bad_image", str(exc), image_error=exc.code)
 
@@ -82,6 +83,7 @@ class EnrollmentService:
         analyses = await asyncio.gather(*(self._analyse(engine, image) for image in images))
         results: list[dict[str, Any]] = []
         accepted: list[tuple[int, Face, np.ndarray]] = []
+        embedded: dict[int, np.ndarray] = {}  # image index -> its face's embedding, made in a worker
         for i, (image, analysis) in enumerate(zip(images, analyses, strict=True)):
             result: dict[str, Any] = {"index": i, "name": image.name}
             results.append(result)
@@ -92,9 +94,11 @@ class EnrollmentService:
             face_index, face = choice
             assert isinstance(analysis, Analysis)
             accepted.append((i, face, analysis.crops[face_index]))
+            if analysis.embeddings is not None:
+                embedded[i] = analysis.embeddings[0]  # the largest face's: the one chosen
         # issue 11: quality policy and duplicates (adds quality / possible_duplicate, may refuse), embeds
         accepted, embeddings = await trust_for(self.galleries).screen_enrollment(
-            gallery, subject, engine, accepted, results, force
+            gallery, subject, engine, accepted, results, force, embedded
         )
         if not accepted:
             return results, [], [], np.zeros((0, engine.embedding_size), np.float32)

@@ -11,6 +11,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
+
 from tests.server.conftest import enroll_t1, jpeg_file
 
 
@@ -33,14 +35,25 @@ def test_processes_answer_as_threads_do(make_client, tmp_path: Path, t1_faces, t
     with_processes = make_client(url, analysis_processes=2)
     engine = with_processes.app.state.ctx.engines.get()
     assert engine.pool is not None and engine.pool.processes == 2
-    enroll_t1(with_processes, t1_faces)  # enrollment analyses in the workers, embeds here
+    enroll_t1(with_processes, t1_faces)  # enrollment analyses and embeds the kept face in the workers
+    assert engine.embedded_in_workers == len(t1_faces)
     in_threads = make_client(url, analysis_processes=0)
     assert in_threads.app.state.ctx.engines.get().pool is None
+    # the stored embeddings equal those the server's own process makes of the same photos
+    repo = with_processes.app.state.ctx.repo
+    stored = np.concatenate([chunk[2] for chunk in repo.iter_embeddings(repo.get_gallery("t1").id)])
+    local = in_threads.app.state.ctx.engines.get()
+    expected = []
+    for face in t1_faces:
+        analysis = local._analyse_sync(jpeg_file(face["crop"])[1], 20)
+        largest = max(range(len(analysis.faces)), key=lambda i: analysis.faces[i].area)
+        expected.append(local.pipeline.embed_crops(analysis.crops[largest : largest + 1])[0])
+    assert np.min(np.sum(stored * np.stack(expected), axis=1)) > 0.9999
 
     photo = t1_image_path.read_bytes()
     faces = _identify(with_processes, photo)
     assert len(faces) == 6 and all(f["match"] for f in faces)
-    assert engine.embedded_in_workers == 6
+    assert engine.embedded_in_workers == len(t1_faces) + 6
     assert _summary(faces) == _summary(_identify(in_threads, photo))
     for path in ("/detect", "/verify"):
         files = {"image": jpeg_file(photo)} if path == "/detect" else {
