@@ -135,6 +135,11 @@ class AnalysisPool:
             worker.ready = True
         return self.pids()
 
+    @property
+    def gave_up(self) -> bool:
+        """Whether the pool stopped replacing workers (they kept dying before they were ready)."""
+        return self._early_deaths >= MAX_EARLY_DEATHS
+
     def pids(self) -> list[int]:
         """The live workers' process ids."""
         return sorted(w.process.pid for w in self._workers if w.process.pid is not None)

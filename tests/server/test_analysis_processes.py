@@ -93,3 +93,25 @@ def test_killed_worker_costs_only_its_request(
         r = reply.result(timeout=120)
     assert r.status_code == 503 and r.json()["error"]["code"] == "analysis_worker_lost", r.text
     assert len(_identify(client, photo)) == 6
+
+
+def test_workers_that_keep_dying_make_the_server_not_ready(
+    make_client, tmp_path: Path, t1_image_path: Path
+) -> None:
+    client = make_client(f"sqlite:///{tmp_path / 'store.db'}", analysis_processes=2, auth=False)
+    assert client.get("/readyz").status_code == 200
+    pool = client.app.state.ctx.engines.get().pool
+    # replacements that cannot start (their pack is gone): no other way to make a fresh worker die early
+    pool._args = (str(tmp_path / "no-such-pack"), *pool._args[1:])
+    client.post("/detect", files={"image": jpeg_file(t1_image_path.read_bytes())})  # attaches the pool
+    for pid in pool.pids():
+        os.kill(pid, signal.SIGKILL)
+    for _ in range(600):
+        if pool.gave_up:
+            break
+        time.sleep(0.1)
+    assert pool.gave_up and pool.replaced >= 3
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["status"] == "not_ready"
+    r = client.post("/detect", files={"image": jpeg_file(t1_image_path.read_bytes())})
+    assert r.status_code == 503 and r.json()["error"]["code"] == "analysis_worker_lost"

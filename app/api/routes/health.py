@@ -43,6 +43,9 @@ def readyz(request: Request, ctx: CtxDep) -> JSONResponse:
     problems += [f"pack {name}: {error}" for name, error in ctx.engines.errors.items()]
     if not packs:
         problems.append("no model pack loaded")
+    for engine in ctx.engines.loaded():  # issue 17: workers that keep dying are not replaced for ever
+        if engine.pool is not None and engine.pool.gave_up:
+            problems.append(f"pack {engine.name}: analysis workers keep dying before they are ready")
     try:
         ctx.repo.ping()
         problems += [f"index out of step: {p}" for p in ctx.indexes.out_of_step()]
