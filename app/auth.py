@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
-from starlette.concurrency import run_in_threadpool
 
 from app.errors import ApiError
+from app.services.offload import store_read
 from app.store.models import ApiKey
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
@@ -28,14 +28,13 @@ def _token(request: Request) -> str | None:
 
 
 async def require_key(request: Request) -> ApiKey | None:
-    """Dependency: any active key (None when the server runs with --no-auth). The store is read in a
-    worker thread only when a key must be checked (a plain ``def`` would cost every request a thread hop)."""
+    """Dependency: any active key (None when the server runs with --no-auth). The store is read only when
+    a key must be checked, on the loop or in a worker thread (``store_read``; a plain ``def`` dependency
+    would cost every request a thread hop)."""
     ctx = request.app.state.ctx
     if not ctx.settings.auth:
         return None
-    if ctx.repo.reads_inline:  # SQLite: a point read costs less than the thread hop (app.services.offload)
-        return check_key(request)
-    return await run_in_threadpool(check_key, request)
+    return await store_read(ctx.repo, check_key, request)  # on the loop on SQLite (app.services.offload)
 
 
 def check_key(request: Request) -> ApiKey | None:

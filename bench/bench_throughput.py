@@ -18,7 +18,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -97,6 +100,27 @@ def _ms(latencies: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(latencies) * 1000, q)) if latencies else float("nan")
 
 
+@contextmanager
+def identify_server(pipeline) -> Iterator[tuple[Any, dict[str, str]]]:
+    """A real ``marginface serve`` process with default settings (API keys required, no access log) on a
+    2,000-face gallery ``bench`` in a fresh SQLite store; yields (the server, the key's header)."""
+    from app.settings import Settings
+    from app.store.db import make_engine
+    from app.store.keys import KeyStore
+    from app.store.repository import Repository
+    from bench.bench_server import fill_gallery, t1_crops
+    from tests.server.servers import ServerProcess
+
+    workdir = Path(tempfile.mkdtemp(prefix="mf-throughput-"))
+    url = f"sqlite:///{workdir / 'bench.db'}"
+    fill_gallery(url, pipeline, t1_crops(pipeline), 2000)
+    token, _ = KeyStore(Repository(make_engine(url))).create("bench", admin=False)  # auth on, as by default
+    sync = str(Settings.model_fields["sync_interval_s"].default)  # ServerProcess polls faster, for tests
+    with ServerProcess(url, workdir / "server.log", auth=True, MARGINFACE_MAX_CONCURRENT_REQUESTS="256",
+                       MARGINFACE_SYNC_INTERVAL_S=sync) as server:
+        yield server, {"X-API-Key": token}
+
+
 def http_rows(pipeline, photos: list[bytes], ratio_of, requests: int, rounds: int = 0) -> list[list]:
     """A real ``marginface serve`` process (default settings: API keys required, no access log) and
     /identify at concurrency 1, 4, 16.
@@ -106,23 +130,10 @@ def http_rows(pipeline, photos: list[bytes], ratio_of, requests: int, rounds: in
     default. The load comes from ``bench/http_load.py``: requests built once, raw keep-alive connections.
     The rows are measured ``rounds`` times, interleaved (the machine drifts over minutes): each row reports
     the median of its rounds' rates and ratios, with their range, and the latencies of every round."""
-    from app.settings import Settings
-    from app.store.db import make_engine
-    from app.store.keys import KeyStore
-    from app.store.repository import Repository
-    from bench.bench_server import fill_gallery, t1_crops
     from bench.http_load import batch_mean, post_request, run_load
-    from tests.server.servers import ServerProcess
 
     rounds = rounds or HTTP_ROUNDS
-    workdir = Path(tempfile.mkdtemp(prefix="mf-throughput-"))
-    url = f"sqlite:///{workdir / 'bench.db'}"
-    fill_gallery(url, pipeline, t1_crops(pipeline), 2000)
-    token, _ = KeyStore(Repository(make_engine(url))).create("bench", admin=False)  # auth on, as by default
-    key = {"X-API-Key": token}
-    sync = str(Settings.model_fields["sync_interval_s"].default)  # ServerProcess polls faster, for tests
-    with ServerProcess(url, workdir / "server.log", auth=True, MARGINFACE_MAX_CONCURRENT_REQUESTS="256",
-                       MARGINFACE_SYNC_INTERVAL_S=sync) as server:
+    with identify_server(pipeline) as (server, key):
         fields = {"gallery": "bench", "top_k": "1"}
         one = [post_request(server.url, "/identify", fields | {"max_faces": "1"}, p, key) for p in photos]
         every = [post_request(server.url, "/identify", fields, p, key) for p in photos]
@@ -135,7 +146,7 @@ def http_rows(pipeline, photos: list[bytes], ratio_of, requests: int, rounds: in
                 result = run_load(server.url, bodies, concurrency, n)
                 bad = [r.status for r in result.replies.values() if r.status not in (200, 422)]
                 if bad:
-                    raise RuntimeError(f"/identify answered {sorted(set(bad))}; see {workdir}")
+                    raise RuntimeError(f"/identify answered {sorted(set(bad))}; see {server.log_path}")
                 measured[label].append((result.rate, ratio_of(result.rate), result.latencies))
                 print(f"[throughput] round {round_ + 1}/{rounds} {label}: {result.rate:.1f} req/s, "
                       f"ratio {measured[label][-1][1]:.3f}", flush=True)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import subprocess
-import tempfile
 from pathlib import Path
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -49,17 +48,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    from app.settings import Settings
-    from app.store.db import make_engine
-    from app.store.keys import KeyStore
-    from app.store.repository import Repository
-    from bench.bench_server import fill_gallery, t1_crops
-    from bench.bench_throughput import LFW, lfw_photos, loop_rate
+    from bench.bench_throughput import LFW, identify_server, lfw_photos, loop_rate
     from bench.http_load import post_request, run_load
     from models.detectors.policy import DetectionPolicy
     from models.pipeline import FacePipeline
     from models.topology import available_cores, limit_opencv_threads
-    from tests.server.servers import ServerProcess
 
     if not (LFW / "pairs.txt").is_file():
         raise SystemExit(f"LFW not found at {LFW}")
@@ -67,15 +60,9 @@ def main() -> None:
     photos = [p.read_bytes() for p in lfw_photos(120)]
     unit_pipeline, policy = FacePipeline.from_pack("default", ["cpu"], threads=1), DetectionPolicy()
     cores, n = available_cores(), args.requests
-    workdir = Path(tempfile.mkdtemp(prefix="mf-server-cpu-"))
-    url = f"sqlite:///{workdir / 'bench.db'}"
-    fill_gallery(url, unit_pipeline, t1_crops(unit_pipeline), 2000)
-    token, _ = KeyStore(Repository(make_engine(url))).create("bench", admin=False)
-    sync = str(Settings.model_fields["sync_interval_s"].default)
-    with ServerProcess(url, workdir / "server.log", auth=True, MARGINFACE_MAX_CONCURRENT_REQUESTS="256",
-                       MARGINFACE_SYNC_INTERVAL_S=sync) as server:
+    with identify_server(unit_pipeline) as (server, key):
         fields = {"gallery": "bench", "top_k": "1", "max_faces": "1"}
-        bodies = [post_request(server.url, "/identify", fields, p, {"X-API-Key": token}) for p in photos]
+        bodies = [post_request(server.url, "/identify", fields, p, key) for p in photos]
         run_load(server.url, bodies, 4, 40)  # warm-up
         pid = server.proc.pid
         for round_ in range(args.rounds):

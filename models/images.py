@@ -51,15 +51,6 @@ _KNOWN_UNSUPPORTED_MAGIC = {
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
-class _Count:
-    """A mutable int (the budget's counters)."""
-
-    __slots__ = ("value",)
-
-    def __init__(self) -> None:
-        self.value = 0
-
-
 class MemoryBudget:
     """Bytes that concurrent decodes may hold together; ``reserve`` blocks until its share is free.
 
@@ -70,28 +61,29 @@ class MemoryBudget:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = max(1, int(capacity))
-        self._used, self._peak, self._cond = _Count(), _Count(), threading.Condition()
+        self._used = self._peak = 0
+        self._cond = threading.Condition()
 
     @property
     def used(self) -> int:
-        return int(self._used.value)
+        return self._used
 
     @property
     def peak(self) -> int:
-        return int(self._peak.value)
+        return self._peak
 
     @contextmanager
     def reserve(self, nbytes: int) -> Iterator[None]:
         amount = min(max(0, int(nbytes)), self.capacity)
         with self._cond:
-            self._cond.wait_for(lambda: self._used.value + amount <= self.capacity)
-            self._used.value += amount
-            self._peak.value = max(self._peak.value, self._used.value)
+            self._cond.wait_for(lambda: self._used + amount <= self.capacity)
+            self._used += amount
+            self._peak = max(self._peak, self._used)
         try:
             yield
         finally:
             with self._cond:
-                self._used.value -= amount
+                self._used -= amount
                 self._cond.notify_all()
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.services.errors import Conflict
-from app.store.hot_reads import HotReads, json_value
+from app.store.hot_reads import json_value
 from app.store.models import Base, BigId, utcnow
 from app.store.repository import Repository
 
@@ -73,7 +73,7 @@ class TrustStore:
 
     def __init__(self, repo: Repository) -> None:
         self.repo = repo
-        self.hot = HotReads(repo.engine)
+        self.hot = repo.hot_reads
 
     def identify_rows(self, gallery_id: int, subject_ids: Sequence[int]) -> IdentifyRows:
         """Subject names, the gallery's trust row and the subjects' negatives: the same rows as

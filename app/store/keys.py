@@ -8,7 +8,6 @@ import secrets
 
 from sqlalchemy import func, select, update
 
-from app.store.hot_reads import HotReads
 from app.store.models import ApiKey, utcnow
 from app.store.repository import Repository
 
@@ -25,7 +24,7 @@ class KeyStore:
 
     def __init__(self, repo: Repository) -> None:
         self.repo = repo
-        self._reads = HotReads(repo.engine)
+        self._reads = repo.hot_reads
 
     def create(self, name: str, admin: bool) -> tuple[str, ApiKey]:
         """A new key; the token is returned once and never stored."""

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import Engine, bindparam, delete, func, select, update
@@ -21,6 +22,9 @@ from app.crops.models import CROP_MEDIA_TYPE, FaceCrop
 from app.store.changelog import ChangeLogReads
 from app.store.errors import DuplicateError, MissingError, StoreUnavailable
 from app.store.models import Change, FaceRecord, Gallery, Subject, utcnow
+
+if TYPE_CHECKING:
+    from app.store.hot_reads import HotReads
 
 
 def _is_unavailable(exc: DBAPIError) -> bool:
@@ -77,6 +81,14 @@ class Repository(ChangeLogReads):
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @cached_property
+    def hot_reads(self) -> HotReads:
+        """Plain-SQL reads of the request path (``app/store/hot_reads.py``), one per repository: on SQLite
+        its per-thread connections are shared by every reader (keys, trust rows)."""
+        from app.store.hot_reads import HotReads
+
+        return HotReads(self.engine)
 
     @property
     def reads_inline(self) -> bool:
